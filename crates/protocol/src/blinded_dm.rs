@@ -1,0 +1,1 @@
+//! Community DMs between blinded ids (crypto §3.4).

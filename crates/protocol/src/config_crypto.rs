@@ -1,0 +1,1 @@
+//! Config-message encryption and padding (crypto §8.2).

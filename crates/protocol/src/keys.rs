@@ -1,0 +1,223 @@
+//! Account keys (crypto §1): seeds, the Ed25519 identity key pair, Ed25519 → X25519 conversion
+//! as libsodium does it, and the XEd25519 "positive" conversion back.
+
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::id::{IdPrefix, SessionId};
+use crate::primitives::{sha512, x25519_base};
+
+/// A key could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// An account seed must be 16 bytes (legacy, zero-padded) or 32 bytes.
+    #[error("account seed must be 16 or 32 bytes, got {0}")]
+    SeedLength(usize),
+    /// The bytes are not a valid Ed25519 point, or it is of small order or outside the
+    /// prime-order subgroup (libsodium refuses to convert such keys).
+    #[error("invalid Ed25519 public key")]
+    InvalidEd25519Key,
+    /// The X25519 key has no Edwards equivalent.
+    #[error("invalid X25519 public key")]
+    InvalidX25519Key,
+}
+
+/// The 32-byte Ed25519 seed of an account. A 16-byte legacy seed is zero-padded (crypto §1.1).
+#[derive(Clone, PartialEq, Eq, zeroize::ZeroizeOnDrop)]
+pub struct AccountSeed([u8; 32]);
+
+impl AccountSeed {
+    /// Accepts 16 bytes (padded with 16 zero bytes) or 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
+        let mut seed = [0u8; 32];
+        match bytes.len() {
+            16 | 32 => seed[..bytes.len()].copy_from_slice(bytes),
+            n => return Err(KeyError::SeedLength(n)),
+        }
+        Ok(Self(seed))
+    }
+
+    /// A 32-byte seed.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The seed bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// True when the upper 16 bytes are zero: the seed is shown as a 13-word phrase.
+    pub fn is_legacy(&self) -> bool {
+        self.0[16..].iter().all(|b| *b == 0)
+    }
+
+    /// The bytes a recovery phrase encodes: 16 for a legacy seed, else 32.
+    pub fn phrase_bytes(&self) -> &[u8] {
+        if self.is_legacy() { &self.0[..16] } else { &self.0[..] }
+    }
+}
+
+impl std::fmt::Debug for AccountSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccountSeed(<redacted>)")
+    }
+}
+
+/// An account's identity: the Ed25519 key pair and its X25519 form, converted once and cached.
+#[derive(Clone)]
+pub struct IdentityKey {
+    signing: SigningKey,
+    x25519_secret: Zeroizing<[u8; 32]>,
+    x25519_public: [u8; 32],
+}
+
+impl IdentityKey {
+    /// `crypto_sign_ed25519_seed_keypair(seed)` plus the X25519 conversion.
+    pub fn from_seed(seed: &AccountSeed) -> Self {
+        Self::from_seed_bytes(seed.as_bytes())
+    }
+
+    /// From the raw 32-byte Ed25519 seed.
+    pub fn from_seed_bytes(seed: &[u8; 32]) -> Self {
+        let signing = SigningKey::from_bytes(seed);
+        let x25519_secret = ed25519_seed_to_x25519_secret(seed);
+        let x25519_public = x25519_base(&x25519_secret);
+        Self { signing, x25519_secret, x25519_public }
+    }
+
+    /// From a 64-byte libsodium secret key (`seed || pubkey`); the public half must match.
+    pub fn from_secret_key(sk64: &[u8; 64]) -> Result<Self, KeyError> {
+        let seed: [u8; 32] = sk64[..32].try_into().expect("32 of 64 bytes");
+        let key = Self::from_seed_bytes(&seed);
+        if key.ed25519_public() != sk64[32..] {
+            return Err(KeyError::InvalidEd25519Key);
+        }
+        Ok(key)
+    }
+
+    /// The 32-byte seed.
+    pub fn seed(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing.to_bytes())
+    }
+
+    /// The libsodium 64-byte secret key `seed || pubkey`.
+    pub fn secret_key_bytes(&self) -> Zeroizing<[u8; 64]> {
+        Zeroizing::new(self.signing.to_keypair_bytes())
+    }
+
+    /// The Ed25519 public key.
+    pub fn ed25519_public(&self) -> [u8; 32] {
+        self.signing.verifying_key().to_bytes()
+    }
+
+    /// The X25519 secret `a(sk)`: clamp(SHA-512(seed)[0..32]). It is also the Ed25519 scalar.
+    pub fn x25519_secret(&self) -> &[u8; 32] {
+        &self.x25519_secret
+    }
+
+    /// The X25519 public key.
+    pub fn x25519_public(&self) -> &[u8; 32] {
+        &self.x25519_public
+    }
+
+    /// The account's Session ID, `05 || X25519 public`.
+    pub fn session_id(&self) -> SessionId {
+        SessionId::new(IdPrefix::Standard, self.x25519_public)
+    }
+
+    /// Deterministic Ed25519 signature.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.signing.sign(message).to_bytes()
+    }
+
+    /// The dalek signing key (for modules that need hazmat operations).
+    #[allow(dead_code)]
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+}
+
+impl std::fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityKey").field("session_id", &self.session_id().short()).finish_non_exhaustive()
+    }
+}
+
+/// `crypto_sign_ed25519_sk_to_curve25519`: clamp(SHA-512(seed)[0..32]).
+pub fn ed25519_seed_to_x25519_secret(seed: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    let mut h = sha512(&[seed]);
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&h[..32]);
+    h.zeroize();
+    out[0] &= 248;
+    out[31] &= 127;
+    out[31] |= 64;
+    out
+}
+
+/// `crypto_sign_ed25519_pk_to_curve25519`: u = (1+y)/(1−y). Rejects what libsodium rejects:
+/// non-decodable points, small-order points and points outside the prime-order subgroup.
+pub fn ed25519_to_x25519(ed25519_public: &[u8; 32]) -> Result<[u8; 32], KeyError> {
+    let point = CompressedEdwardsY(*ed25519_public).decompress().ok_or(KeyError::InvalidEd25519Key)?;
+    if point.is_small_order() || !point.is_torsion_free() {
+        return Err(KeyError::InvalidEd25519Key);
+    }
+    Ok(point.to_montgomery().to_bytes())
+}
+
+/// The XEd25519 "positive" Ed25519 key of an X25519 key: y = (u−1)/(u+1), sign bit 0
+/// (crypto §1.3). Equals the real key, or the real key with bit 255 flipped.
+pub fn xed25519_public(x25519_public: &[u8; 32]) -> Result<[u8; 32], KeyError> {
+    let point = MontgomeryPoint(*x25519_public).to_edwards(0).ok_or(KeyError::InvalidX25519Key)?;
+    Ok(point.compress().to_bytes())
+}
+
+/// Verifies a plain Ed25519 signature the way libsodium does (strict: rejects small-order keys
+/// and non-canonical encodings). Returns false on any malformed input.
+pub fn verify_ed25519(public: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
+    let Ok(sig) = Signature::from_slice(signature) else { return false };
+    let Ok(key) = VerifyingKey::from_bytes(public) else { return false };
+    key.verify_strict(message, &sig).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_lengths() {
+        assert!(AccountSeed::from_slice(&[1u8; 16]).unwrap().is_legacy());
+        assert!(!AccountSeed::from_slice(&[1u8; 32]).unwrap().is_legacy());
+        assert_eq!(AccountSeed::from_slice(&[1u8; 20]), Err(KeyError::SeedLength(20)));
+    }
+
+    #[test]
+    fn x25519_conversion_agrees_with_base_point() {
+        let key = IdentityKey::from_seed_bytes(&[42u8; 32]);
+        assert_eq!(ed25519_to_x25519(&key.ed25519_public()).unwrap(), *key.x25519_public());
+        let pos = xed25519_public(key.x25519_public()).unwrap();
+        let mut real = key.ed25519_public();
+        real[31] &= 0x7f;
+        assert_eq!(pos, real);
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let key = IdentityKey::from_seed_bytes(&[42u8; 32]);
+        let text = format!("{key:?} {:?}", AccountSeed::from_bytes([42u8; 32]));
+        assert!(!text.contains(&hex::encode(key.seed().as_slice())));
+        assert!(!text.contains(&hex::encode(key.x25519_public())));
+    }
+
+    #[test]
+    fn small_order_key_rejected() {
+        // The identity point (y = 1) has small order.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(ed25519_to_x25519(&identity), Err(KeyError::InvalidEd25519Key));
+    }
+}

@@ -1,0 +1,1 @@
+//! Message hash (network §3.2).

@@ -1,0 +1,1 @@
+//! Multi-recipient encryption (crypto §6.2).

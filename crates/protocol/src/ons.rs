@@ -1,0 +1,1 @@
+//! ONS name decryption, push-notification decryption and the generic xchacha20 helpers (crypto §8.3).

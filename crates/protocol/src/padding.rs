@@ -1,0 +1,1 @@
+//! Content padding and unpadding (crypto §4.1).

@@ -1,0 +1,1 @@
+//! SOGS request authentication headers (crypto §5.4).

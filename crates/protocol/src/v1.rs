@@ -1,0 +1,1 @@
+//! Session Protocol v1 one-to-one encryption (crypto §3.1–3.3).

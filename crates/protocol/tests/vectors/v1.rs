@@ -1,0 +1,5 @@
+use crate::harness::Handler;
+
+pub fn handlers() -> Vec<(&'static str, Handler)> {
+    vec![]
+}
