@@ -1,1 +1,421 @@
 //! Session Protocol v1 one-to-one encryption (crypto §3.1–3.3).
+//!
+//! A message `M` (already padded Content, §4.1) is signed by the sender's Ed25519 key together
+//! with the sender's Ed25519 public key `A` and the recipient's X25519 key `Y`, and the inner
+//! plaintext `M || A || SIG` is put in a libsodium sealed box for `Y`:
+//!
+//! ```text
+//! ciphertext = E(32) || tag(16) || XSalsa20(M || A || SIG)      (len(M) + 144 bytes)
+//! ```
+//!
+//! Encryption writes the output buffer once and encrypts it in place; decryption authenticates
+//! before copying and reuses the plaintext buffer for the signature check. The recipient's X25519
+//! key pair comes from the [`IdentityKey`] cache, never recomputed.
+
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::IsIdentity;
+use ed25519_dalek::{Signature, VerifyingKey};
+use poly1305::Poly1305;
+use poly1305::universal_hash::KeyInit;
+use salsa20::XSalsa20;
+use salsa20::cipher::{KeyIvInit, StreamCipher};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::id::{IdPrefix, SessionId};
+use crate::keys::IdentityKey;
+use crate::primitives::{MAC_LEN, SEAL_OVERHEAD, blake2b_32, box_beforenm, seal_nonce, sha512};
+
+/// Length of the sender's Ed25519 public key inside the inner plaintext.
+pub const SENDER_KEY_LEN: usize = 32;
+/// Length of the Ed25519 signature inside the inner plaintext.
+pub const SIGNATURE_LEN: usize = 64;
+/// Bytes a v1 ciphertext adds to the message: sealed box (48) + sender key (32) + signature (64).
+pub const V1_OVERHEAD: usize = SEAL_OVERHEAD + SENDER_KEY_LEN + SIGNATURE_LEN;
+/// BLAKE2b key of the deterministic ephemeral seed (crypto §3.3).
+pub const DETERMINISTIC_EPHEMERAL_KEY: &[u8] = b"SessionBoxEphemeralHashKey";
+
+/// Encryption could not start: the recipient key is unusable (crypto §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncryptError {
+    /// The recipient must be a 32-byte X25519 key or a 33-byte `05` Session ID.
+    #[error("recipient key must be 32 bytes or a 33-byte 05 Session ID, got {0} bytes")]
+    RecipientLength(usize),
+    /// A 33-byte recipient whose prefix is not `05` (only standard accounts receive v1 DMs).
+    #[error("recipient Session ID has prefix {0:02x}; v1 messages go to 05 accounts only")]
+    RecipientPrefix(u8),
+    /// The recipient X25519 key is a small-order point (the shared secret would be all zero).
+    #[error("recipient X25519 key is a small-order point")]
+    WeakRecipientKey,
+}
+
+/// A v1 ciphertext was rejected (crypto §3.2). Variants map onto the vector error classes
+/// `too_short`, `decryption_failed` and `signature_invalid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecryptError {
+    /// Shorter than the 144-byte minimum (sealed box + sender key + signature).
+    #[error("v1 ciphertext is {len} bytes, shorter than the {V1_OVERHEAD}-byte minimum")]
+    TooShort {
+        /// Length of the rejected ciphertext.
+        len: usize,
+    },
+    /// The sealed box did not open with our key (not for us, or corrupted).
+    #[error("v1 sealed box did not open (not addressed to this key, or corrupted)")]
+    DecryptionFailed,
+    /// The box opened but the sender's signature over `M || A || our X25519 key` is invalid.
+    #[error("v1 sender signature verification failed")]
+    SignatureInvalid,
+    /// The signature verified but the sender's Ed25519 key has no X25519 form (not in the
+    /// prime-order subgroup), so no Session ID can be given for it.
+    #[error("v1 sender Ed25519 key cannot be converted to a Session ID")]
+    InvalidSenderKey,
+}
+
+/// A decrypted v1 message (crypto §3.2).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Decrypted {
+    /// The message exactly as the sender passed it in (still padded, §4.1).
+    pub message: Vec<u8>,
+    /// The sender's Ed25519 public key `A`, which signed the message.
+    pub sender_ed25519: [u8; 32],
+    /// The sender's Session ID, `05 || X25519(A)`.
+    pub sender: SessionId,
+}
+
+impl std::fmt::Debug for Decrypted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decrypted")
+            .field("message_len", &self.message.len())
+            .field("sender", &self.sender.short())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `encrypt_for_recipient` (crypto §3.1): signs `message || A || Y` and seals `message || A ||
+/// SIG` to `Y` with a fresh ephemeral key from `rng`. `recipient` is the X25519 key `Y` (32
+/// bytes) or a `05` Session ID (33 bytes). Output length is `message.len() + 144`.
+pub fn encrypt_for_recipient<R: rand_core::CryptoRng + ?Sized>(
+    sender: &IdentityKey,
+    recipient: &[u8],
+    message: &[u8],
+    rng: &mut R,
+) -> Result<Vec<u8>, EncryptError> {
+    let recipient = recipient_x25519(recipient)?;
+    let mut ephemeral_secret = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(&mut ephemeral_secret[..]);
+    seal_signed(sender, &recipient, message, &ephemeral_secret)
+}
+
+/// `encrypt_for_recipient_deterministic` (crypto §3.3): as [`encrypt_for_recipient`], but the
+/// ephemeral key is `crypto_box_seed_keypair(`[`deterministic_ephemeral_seed`]`)`, so equal inputs
+/// give equal ciphertexts. Only for self-addressed legacy config (§4.4): it gives up the sealed
+/// box's forward secrecy.
+pub fn encrypt_for_recipient_deterministic(
+    sender: &IdentityKey,
+    recipient: &[u8],
+    message: &[u8],
+) -> Result<Vec<u8>, EncryptError> {
+    let recipient = recipient_x25519(recipient)?;
+    let seed = deterministic_ephemeral_seed(sender, &recipient, message);
+    let mut hash = sha512(&[&seed[..]]);
+    let mut ephemeral_secret = Zeroizing::new([0u8; 32]);
+    ephemeral_secret.copy_from_slice(&hash[..32]);
+    hash.zeroize();
+    seal_signed(sender, &recipient, message, &ephemeral_secret)
+}
+
+/// The deterministic ephemeral seed of crypto §3.3:
+/// BLAKE2b-32(`seed32 || Y || message`; key = `SessionBoxEphemeralHashKey`).
+pub fn deterministic_ephemeral_seed(
+    sender: &IdentityKey,
+    recipient_x25519: &[u8; 32],
+    message: &[u8],
+) -> Zeroizing<[u8; 32]> {
+    let seed = sender.seed();
+    Zeroizing::new(blake2b_32(DETERMINISTIC_EPHEMERAL_KEY, &[&seed[..], recipient_x25519, message]))
+}
+
+/// The recipient X25519 key `Y` from a 32-byte key or a 33-byte `05` Session ID (crypto §3.1).
+pub fn recipient_x25519(recipient: &[u8]) -> Result<[u8; 32], EncryptError> {
+    let key = match recipient.len() {
+        32 => recipient,
+        33 => match recipient.split_first() {
+            Some((&0x05, key)) => key,
+            Some((&prefix, _)) => return Err(EncryptError::RecipientPrefix(prefix)),
+            None => return Err(EncryptError::RecipientLength(0)),
+        },
+        n => return Err(EncryptError::RecipientLength(n)),
+    };
+    key.try_into().map_err(|_| EncryptError::RecipientLength(recipient.len()))
+}
+
+/// `decrypt_incoming` plus `decrypt_incoming_session_id` (crypto §3.2) with the account's
+/// X25519 key pair: opens the sealed box, verifies the sender's signature over
+/// `M || A || our X25519 key`, and converts `A` to the sender's Session ID.
+pub fn decrypt_incoming(recipient: &IdentityKey, ciphertext: &[u8]) -> Result<Decrypted, DecryptError> {
+    decrypt_incoming_with_x25519(recipient.x25519_public(), recipient.x25519_secret(), ciphertext)
+}
+
+/// [`decrypt_incoming`] with an explicit X25519 key pair (the legacy closed-group variant,
+/// crypto §3.2 step 2 / §6.1).
+pub fn decrypt_incoming_with_x25519(
+    x25519_public: &[u8; 32],
+    x25519_secret: &[u8; 32],
+    ciphertext: &[u8],
+) -> Result<Decrypted, DecryptError> {
+    if ciphertext.len() < V1_OVERHEAD {
+        return Err(DecryptError::TooShort { len: ciphertext.len() });
+    }
+    let (ephemeral, rest) = ciphertext.split_at(32);
+    let (tag, body) = rest.split_at(MAC_LEN);
+    let ephemeral: [u8; 32] = ephemeral.try_into().map_err(|_| DecryptError::DecryptionFailed)?;
+
+    // crypto_box_seal_open: authenticate first, then decrypt into the only copy we make.
+    let nonce = seal_nonce(&ephemeral, x25519_public);
+    let key = box_beforenm(&ephemeral, x25519_secret).map_err(|_| DecryptError::DecryptionFailed)?;
+    let mut cipher = XSalsa20::new(&(*key).into(), &nonce.into());
+    let mut mac_key = Zeroizing::new([0u8; 32]);
+    cipher.apply_keystream(&mut mac_key[..]);
+    let expected = Poly1305::new(&(*mac_key).into()).compute_unpadded(body);
+    if !bool::from(expected.as_slice().ct_eq(tag)) {
+        return Err(DecryptError::DecryptionFailed);
+    }
+    let mut inner = body.to_vec();
+    cipher.apply_keystream(&mut inner);
+
+    // inner = M || A || SIG. Verify SIG over M || A || Y by writing Y over the first half of SIG.
+    let message_len = inner.len() - SENDER_KEY_LEN - SIGNATURE_LEN;
+    let signature_start = message_len + SENDER_KEY_LEN;
+    let signature =
+        Signature::from_slice(&inner[signature_start..]).map_err(|_| DecryptError::SignatureInvalid)?;
+    let sender_ed25519: [u8; 32] =
+        inner[message_len..signature_start].try_into().map_err(|_| DecryptError::SignatureInvalid)?;
+    inner.truncate(signature_start);
+    inner.extend_from_slice(x25519_public);
+
+    if !is_canonical_ed25519(&sender_ed25519) {
+        return Err(DecryptError::SignatureInvalid);
+    }
+    let verifying = VerifyingKey::from_bytes(&sender_ed25519).map_err(|_| DecryptError::SignatureInvalid)?;
+    verifying.verify_strict(&inner, &signature).map_err(|_| DecryptError::SignatureInvalid)?;
+    inner.truncate(message_len);
+
+    // crypto_sign_ed25519_pk_to_curve25519: small-order keys were refused by verify_strict; the
+    // key must also lie in the prime-order subgroup.
+    let point = verifying.to_edwards();
+    if !is_torsion_free(&point) {
+        return Err(DecryptError::InvalidSenderKey);
+    }
+    let sender = SessionId::new(IdPrefix::Standard, point.to_montgomery().to_bytes());
+    Ok(Decrypted { message: inner, sender_ed25519, sender })
+}
+
+// ---- helpers ----
+
+/// Builds `E || tag || XSalsa20(message || A || SIG)` in one buffer: the signed bytes
+/// `message || A || Y` are laid out in place, then Y is replaced by the signature and the inner
+/// plaintext is encrypted where it lies.
+fn seal_signed(
+    sender: &IdentityKey,
+    recipient: &[u8; 32],
+    message: &[u8],
+    ephemeral_secret: &[u8; 32],
+) -> Result<Vec<u8>, EncryptError> {
+    let key = box_beforenm(recipient, ephemeral_secret).map_err(|_| EncryptError::WeakRecipientKey)?;
+    // libsodium's crypto_scalarmult_base also goes through the Edwards base-point table.
+    let ephemeral_public = MontgomeryPoint::mul_base_clamped(*ephemeral_secret).to_bytes();
+    let nonce = seal_nonce(&ephemeral_public, recipient);
+
+    let mut out = Vec::with_capacity(message.len() + V1_OVERHEAD);
+    out.extend_from_slice(&ephemeral_public);
+    out.extend_from_slice(&[0u8; MAC_LEN]);
+    out.extend_from_slice(message);
+    out.extend_from_slice(&sender.ed25519_public());
+    out.extend_from_slice(recipient);
+    let signature = sender.sign(&out[SEAL_OVERHEAD..]);
+    out.truncate(out.len() - 32);
+    out.extend_from_slice(&signature);
+
+    let mut cipher = XSalsa20::new(&(*key).into(), &nonce.into());
+    let mut mac_key = Zeroizing::new([0u8; 32]);
+    cipher.apply_keystream(&mut mac_key[..]);
+    let (head, inner) = out.split_at_mut(SEAL_OVERHEAD);
+    cipher.apply_keystream(inner);
+    let tag = Poly1305::new(&(*mac_key).into()).compute_unpadded(inner);
+    head[32..].copy_from_slice(&tag);
+    Ok(out)
+}
+
+/// libsodium's `ge25519_is_canonical`: the encoded y coordinate is below p = 2^255 − 19.
+fn is_canonical_ed25519(key: &[u8; 32]) -> bool {
+    let top = key[31] & 0x7f;
+    !(top == 0x7f && key[1..31].iter().all(|b| *b == 0xff) && key[0] >= 0xed)
+}
+
+/// `[L]P == identity`, computed as `[L−1]P + P` with the variable-time double-base
+/// multiplication (the key is public, so variable time is fine and it is cheaper than the
+/// constant-time `[L]P` of `EdwardsPoint::is_torsion_free`).
+fn is_torsion_free(point: &EdwardsPoint) -> bool {
+    let l_minus_one = -Scalar::ONE;
+    (EdwardsPoint::vartime_double_scalar_mul_basepoint(&l_minus_one, point, &Scalar::ZERO) + point)
+        .is_identity()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::primitives::seal_open;
+    use curve25519_dalek::constants::EIGHT_TORSION;
+
+    struct CountingRng(u8);
+
+    impl rand_core::TryRng for CountingRng {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            Ok(u32::from(self.next_byte()))
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            Ok(u64::from(self.next_byte()))
+        }
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+            dst.iter_mut().for_each(|b| *b = self.next_byte());
+            Ok(())
+        }
+    }
+    impl rand_core::TryCryptoRng for CountingRng {}
+
+    impl CountingRng {
+        fn next_byte(&mut self) -> u8 {
+            self.0 = self.0.wrapping_add(1);
+            self.0
+        }
+    }
+
+    fn alice() -> IdentityKey {
+        IdentityKey::from_seed_bytes(&[1u8; 32])
+    }
+    fn bob() -> IdentityKey {
+        IdentityKey::from_seed_bytes(&[2u8; 32])
+    }
+
+    #[test]
+    fn roundtrip_and_sealed_box_compatibility() {
+        let (a, b) = (alice(), bob());
+        let ct =
+            encrypt_for_recipient(&a, &b.session_id().to_bytes(), b"hi there", &mut CountingRng(0)).unwrap();
+        assert_eq!(ct.len(), 8 + V1_OVERHEAD);
+        // It is an ordinary sealed box.
+        let inner = seal_open(&ct, b.x25519_public(), b.x25519_secret()).unwrap();
+        assert_eq!(&inner[..8], b"hi there");
+        let got = decrypt_incoming(&b, &ct).unwrap();
+        assert_eq!(got.message, b"hi there");
+        assert_eq!(got.sender_ed25519, a.ed25519_public());
+        assert_eq!(got.sender, a.session_id());
+        assert_eq!(decrypt_incoming(&a, &ct), Err(DecryptError::DecryptionFailed));
+    }
+
+    #[test]
+    fn deterministic_is_deterministic() {
+        let (a, b) = (alice(), bob());
+        let one = encrypt_for_recipient_deterministic(&a, b.x25519_public(), b"x").unwrap();
+        let two = encrypt_for_recipient_deterministic(&a, b.x25519_public(), b"x").unwrap();
+        assert_eq!(one, two);
+        assert_eq!(decrypt_incoming(&b, &one).unwrap().message, b"x");
+    }
+
+    #[test]
+    fn recipient_forms() {
+        let b = bob();
+        assert_eq!(recipient_x25519(b.x25519_public()).unwrap(), *b.x25519_public());
+        let mut id = b.session_id().to_bytes();
+        assert_eq!(recipient_x25519(&id).unwrap(), *b.x25519_public());
+        id[0] = 0x03;
+        assert_eq!(recipient_x25519(&id), Err(EncryptError::RecipientPrefix(3)));
+        assert_eq!(recipient_x25519(&[0u8; 31]), Err(EncryptError::RecipientLength(31)));
+        let weak = [0u8; 32];
+        assert_eq!(
+            encrypt_for_recipient(&alice(), &weak, b"", &mut CountingRng(0)),
+            Err(EncryptError::WeakRecipientKey)
+        );
+    }
+
+    #[test]
+    fn short_and_tampered_inputs() {
+        let b = bob();
+        assert_eq!(decrypt_incoming(&b, &[0u8; 143]), Err(DecryptError::TooShort { len: 143 }));
+        let mut ct = encrypt_for_recipient(&alice(), b.x25519_public(), b"", &mut CountingRng(7)).unwrap();
+        assert_eq!(decrypt_incoming(&b, &ct).unwrap().message, b"");
+        ct[100] ^= 1;
+        assert_eq!(decrypt_incoming(&b, &ct), Err(DecryptError::DecryptionFailed));
+    }
+
+    #[test]
+    fn torsion_check_matches_dalek() {
+        let p = EdwardsPoint::mul_base(&Scalar::from(12345u64));
+        assert!(is_torsion_free(&p));
+        for t in EIGHT_TORSION.iter().skip(1) {
+            let q = p + t;
+            assert_eq!(is_torsion_free(&q), q.is_torsion_free());
+            assert!(!is_torsion_free(&q));
+        }
+    }
+
+    /// A sender key with an order-2 component: A' = a·B + T. A signature (R, S = r + k·a) still
+    /// verifies whenever k is even, but A' has no X25519 form, so no Session ID can be given.
+    #[test]
+    fn torsioned_sender_key_is_rejected() {
+        use crate::primitives::seal_with_ephemeral;
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+
+        let b = bob();
+        let a = Scalar::from_bytes_mod_order(*alice().x25519_secret());
+        let t2 = EIGHT_TORSION.iter().find(|t| !t.is_identity() && (*t + *t).is_identity()).unwrap();
+        let sender = (EdwardsPoint::mul_base(&a) + t2).compress().to_bytes();
+        let message = b"torsion";
+        let (r, k) = (1u64..)
+            .map(|i| {
+                let r = Scalar::from(i);
+                let big_r = EdwardsPoint::mul_base(&r).compress().to_bytes();
+                let k = Scalar::from_bytes_mod_order_wide(&sha512(&[
+                    &big_r,
+                    &sender,
+                    message,
+                    &sender,
+                    b.x25519_public(),
+                ]));
+                (r, k)
+            })
+            .find(|(_, k)| k.as_bytes()[0] & 1 == 0)
+            .unwrap();
+        let mut inner = message.to_vec();
+        inner.extend_from_slice(&sender);
+        inner.extend_from_slice(EdwardsPoint::mul_base(&r).compress().as_bytes());
+        inner.extend_from_slice((r + k * a).as_bytes());
+        assert!(CompressedEdwardsY(sender).decompress().is_some());
+        let ct = seal_with_ephemeral(&inner, b.x25519_public(), &[5u8; 32]).unwrap();
+        assert_eq!(decrypt_incoming(&b, &ct), Err(DecryptError::InvalidSenderKey));
+    }
+
+    #[test]
+    fn canonical_encoding() {
+        let mut key = [0xffu8; 32];
+        key[31] = 0x7f;
+        key[0] = 0xed;
+        assert!(!is_canonical_ed25519(&key));
+        key[0] = 0xec;
+        assert!(is_canonical_ed25519(&key));
+    }
+
+    #[test]
+    fn debug_hides_plaintext() {
+        let b = bob();
+        let ct =
+            encrypt_for_recipient(&alice(), b.x25519_public(), b"secret words", &mut CountingRng(3)).unwrap();
+        let text = format!("{:?}", decrypt_incoming(&b, &ct).unwrap());
+        assert!(!text.contains("secret") && !text.contains(&hex::encode(b"secret")));
+    }
+}
