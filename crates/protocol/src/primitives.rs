@@ -1,9 +1,12 @@
 //! Thin, libsodium-compatible wrappers over the primitives every other module uses:
 //! BLAKE2b with key and variable output, X25519 with libsodium's all-zero check, and the
-//! NaCl `crypto_box` / `crypto_secretbox` / sealed-box constructions.
+//! NaCl `crypto_box` / `crypto_secretbox` / sealed-box constructions, and the crate's one
+//! XChaCha20-Poly1305 (IETF, no associated data) wrapper.
 //!
 //! Everything here is byte-for-byte what libsodium computes; the tests at the bottom pin it.
 
+use chacha20poly1305::aead::AeadInOut;
+use chacha20poly1305::{Tag, XChaCha20Poly1305};
 use poly1305::Poly1305;
 use poly1305::universal_hash::KeyInit;
 use salsa20::XSalsa20;
@@ -15,6 +18,10 @@ use zeroize::{Zeroize, Zeroizing};
 pub const MAC_LEN: usize = 16;
 /// Extra bytes added by a sealed box: ephemeral public key plus tag.
 pub const SEAL_OVERHEAD: usize = 32 + MAC_LEN;
+/// Length of an XChaCha20-Poly1305 nonce.
+pub const XCHACHA20_NONCE_LEN: usize = 24;
+/// Length of the Poly1305 tag appended by XChaCha20-Poly1305.
+pub const XCHACHA20_TAG_LEN: usize = 16;
 
 /// BLAKE2b with `out_len` bytes of output (1..=64), an optional key (empty = unkeyed) and the
 /// concatenation of `parts` as input.
@@ -195,6 +202,46 @@ pub fn seal_open(
     box_open(boxed, &nonce, &eph, recipient_secret)
 }
 
+/// An XChaCha20-Poly1305 ciphertext was too short for its tag or did not authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AeadFailed;
+
+/// Encrypts `buf[start..]` in place with XChaCha20-Poly1305 (no associated data) and appends the
+/// 16-byte tag, so that `buf[start..]` becomes `ciphertext || tag`.
+pub(crate) fn xchacha20_seal_in_place(key: &[u8; 32], nonce: &[u8; 24], buf: &mut Vec<u8>, start: usize) {
+    let tag = XChaCha20Poly1305::new(&(*key).into())
+        .encrypt_inout_detached(&(*nonce).into(), &[], buf[start..].as_mut().into())
+        .expect("XChaCha20-Poly1305 accepts any message that fits in memory");
+    buf.extend_from_slice(&tag);
+}
+
+/// Appends `XChaCha20-Poly1305(plaintext, nonce, key) || tag16` (no associated data) to `out`.
+pub(crate) fn xchacha20_seal_append(key: &[u8; 32], nonce: &[u8; 24], plaintext: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(plaintext);
+    xchacha20_seal_in_place(key, nonce, out, start);
+}
+
+/// Opens XChaCha20-Poly1305 `ciphertext || tag16` (no associated data) into `out` (cleared
+/// first, so it can be reused as a buffer). On failure `out` holds no plaintext.
+pub(crate) fn xchacha20_open_into(
+    key: &[u8; 32],
+    nonce: &[u8; 24],
+    ciphertext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), AeadFailed> {
+    out.clear();
+    let (body, tag) = ciphertext.split_last_chunk::<XCHACHA20_TAG_LEN>().ok_or(AeadFailed)?;
+    out.extend_from_slice(body);
+    // The tag is verified before any byte is decrypted, so on failure `out` holds ciphertext.
+    XChaCha20Poly1305::new(&(*key).into())
+        .decrypt_inout_detached(&(*nonce).into(), &[], out.as_mut_slice().into(), &Tag::from(*tag))
+        .map_err(|_| {
+            out.clear();
+            AeadFailed
+        })
+}
+
 /// Decodes lowercase or uppercase hex into exactly `N` bytes.
 pub fn hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
     let mut out = [0u8; N];
@@ -216,6 +263,20 @@ mod tests {
         bad[40] ^= 1;
         assert_eq!(seal_open(&bad, &pk, &sk), Err(OpenFailed));
         assert_eq!(seal_open(&sealed[..47], &pk, &sk), Err(OpenFailed));
+    }
+
+    #[test]
+    fn xchacha20_seal_open_and_tamper() {
+        let mut sealed = b"prefix".to_vec();
+        xchacha20_seal_append(&[3u8; 32], &[4u8; 24], b"hello", &mut sealed);
+        assert_eq!(sealed.len(), 6 + 5 + XCHACHA20_TAG_LEN);
+        let mut out = vec![1, 2, 3];
+        xchacha20_open_into(&[3u8; 32], &[4u8; 24], &sealed[6..], &mut out).unwrap();
+        assert_eq!(out, b"hello");
+        sealed[7] ^= 1;
+        assert_eq!(xchacha20_open_into(&[3u8; 32], &[4u8; 24], &sealed[6..], &mut out), Err(AeadFailed));
+        assert!(out.is_empty());
+        assert_eq!(xchacha20_open_into(&[3u8; 32], &[4u8; 24], &[0u8; 15], &mut out), Err(AeadFailed));
     }
 
     #[test]
