@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::payload::MAX_PAYLOAD_LEN;
-use crate::bencode::{BtError, BtListWriter, BtReader};
 use super::write_json_str;
+use crate::bencode::{BtError, BtListWriter, BtReader};
 
 /// A v4 body could not be parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
