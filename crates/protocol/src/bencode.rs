@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use crate::message_hash::{MessageHash, Namespace};
 use crate::onion::EncType;
+use crate::primitives::{write_decimal, write_signed_decimal};
 
 /// Maximum nesting of lists and dicts accepted by the readers.
 pub const MAX_DEPTH: usize = 64;
@@ -367,10 +368,7 @@ fn write_bytes(out: &mut Vec<u8>, value: &[u8]) {
 
 fn write_int(out: &mut Vec<u8>, value: i64) {
     out.push(b'i');
-    if value < 0 {
-        out.push(b'-');
-    }
-    write_decimal(out, value.unsigned_abs());
+    write_signed_decimal(out, value);
     out.push(b'e');
 }
 
@@ -378,21 +376,6 @@ fn write_uint(out: &mut Vec<u8>, value: u64) {
     out.push(b'i');
     write_decimal(out, value);
     out.push(b'e');
-}
-
-fn write_decimal(out: &mut Vec<u8>, value: u64) {
-    let mut buf = [0u8; 20];
-    let mut pos = buf.len();
-    let mut n = value;
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[pos..]);
 }
 
 fn decimal_len(mut value: u64) -> usize {

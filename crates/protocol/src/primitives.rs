@@ -242,6 +242,36 @@ pub(crate) fn xchacha20_open_into(
         })
 }
 
+/// Writes `magnitude` in ASCII decimal, preceded by `-` when `negative`, at the end of `buf`
+/// (room for any `u64` with a sign) and returns the written part. No allocation.
+pub(crate) fn decimal_ascii(magnitude: u64, negative: bool, buf: &mut [u8; 21]) -> &[u8] {
+    let mut pos = buf.len();
+    let mut n = magnitude;
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    &buf[pos..]
+}
+
+/// Appends `value` in ASCII decimal.
+pub(crate) fn write_decimal(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(decimal_ascii(value, false, &mut [0u8; 21]));
+}
+
+/// Appends `value` in ASCII decimal, with a leading `-` when negative.
+pub(crate) fn write_signed_decimal(out: &mut Vec<u8>, value: i64) {
+    out.extend_from_slice(decimal_ascii(value.unsigned_abs(), value < 0, &mut [0u8; 21]));
+}
+
 /// Decodes lowercase or uppercase hex into exactly `N` bytes.
 pub fn hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
     let mut out = [0u8; N];
@@ -277,6 +307,22 @@ mod tests {
         assert_eq!(xchacha20_open_into(&[3u8; 32], &[4u8; 24], &sealed[6..], &mut out), Err(AeadFailed));
         assert!(out.is_empty());
         assert_eq!(xchacha20_open_into(&[3u8; 32], &[4u8; 24], &[0u8; 15], &mut out), Err(AeadFailed));
+    }
+
+    #[test]
+    fn decimal() {
+        for v in [0u64, 9, 10, 1_700_000_000_000, u64::MAX] {
+            let mut out = Vec::new();
+            write_decimal(&mut out, v);
+            assert_eq!(out, v.to_string().as_bytes());
+        }
+        for v in
+            [0i64, 1, -1, 9, -10, 11, 12345, i64::from(i16::MIN), i64::from(i16::MAX), i64::MIN, i64::MAX]
+        {
+            let mut out = Vec::new();
+            write_signed_decimal(&mut out, v);
+            assert_eq!(out, v.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::hop::{EncType, HopError, HopKey, MAX_NONCE_LEN, TAG_LEN, x25519_publi
 use super::payload::{MAX_PAYLOAD_LEN, PayloadError, encode_combined_payload_into};
 use super::response::{DestinationKind, ResponseContext};
 use super::{write_json_hex32, write_json_str};
+use crate::primitives::write_decimal;
 
 /// The most layers a request may have: upstream nodes refuse `hop_no > 15` (network §7.5).
 pub const MAX_PATH_LEN: usize = 15;
@@ -365,7 +366,7 @@ fn write_server_json(out: &mut Vec<u8>, server: &ServerDestination<'_>, enc: Enc
     write_json_str(out, server.host);
     out.extend_from_slice(br#","method":"POST","port":"#);
     let port = server.port.unwrap_or(server.protocol.default_port());
-    out.extend_from_slice(port.to_string().as_bytes());
+    write_decimal(out, u64::from(port));
     out.extend_from_slice(br#","protocol":""#);
     out.extend_from_slice(server.protocol.as_str().as_bytes());
     out.extend_from_slice(br#"","target":"#);
@@ -379,7 +380,7 @@ fn write_entry_json(out: &mut Vec<u8>, enc: EncType, ephemeral: &[u8; 32], hop_n
     write_enc_and_key(out, enc, ephemeral);
     if let Some(hop_no) = hop_no {
         out.extend_from_slice(br#","hop_no":"#);
-        out.extend_from_slice(hop_no.to_string().as_bytes());
+        write_decimal(out, u64::from(hop_no));
     }
     out.push(b'}');
 }

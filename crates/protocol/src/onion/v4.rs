@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use super::payload::MAX_PAYLOAD_LEN;
 use super::write_json_str;
 use crate::bencode::{BtError, BtListWriter, BtReader};
+use crate::primitives::write_decimal;
 
 /// A v4 body could not be parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -169,7 +170,7 @@ pub fn encode_v4_response(code: u16, headers: &[(&str, &str)], body: &[u8]) -> V
     let headers: BTreeMap<&str, &str> = headers.iter().copied().collect();
     let mut json = Vec::with_capacity(64);
     json.extend_from_slice(br#"{"code":"#);
-    json.extend_from_slice(code.to_string().as_bytes());
+    write_decimal(&mut json, u64::from(code));
     json.extend_from_slice(br#","headers":"#);
     write_headers(&mut json, &headers);
     json.push(b'}');
