@@ -13,20 +13,17 @@
 //! key pair comes from the [`IdentityKey`] cache, never recomputed.
 
 use curve25519_dalek::edwards::EdwardsPoint;
-use curve25519_dalek::montgomery::MontgomeryPoint;
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::IsIdentity;
 use ed25519_dalek::{Signature, VerifyingKey};
-use poly1305::Poly1305;
-use poly1305::universal_hash::KeyInit;
-use salsa20::XSalsa20;
-use salsa20::cipher::{KeyIvInit, StreamCipher};
-use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::id::{IdPrefix, SessionId};
 use crate::keys::IdentityKey;
-use crate::primitives::{MAC_LEN, SEAL_OVERHEAD, blake2b_32, box_beforenm, seal_nonce, sha512};
+use crate::primitives::{
+    MAC_LEN, SEAL_OVERHEAD, blake2b_32, box_beforenm, seal_nonce, secretbox_open, secretbox_seal_in_place,
+    sha512, x25519_base,
+};
 
 /// Length of the sender's Ed25519 public key inside the inner plaintext.
 pub const SENDER_KEY_LEN: usize = 32;
@@ -170,22 +167,12 @@ pub fn decrypt_incoming_with_x25519(
     if ciphertext.len() < V1_OVERHEAD {
         return Err(DecryptError::TooShort { len: ciphertext.len() });
     }
-    let (ephemeral, rest) = ciphertext.split_at(32);
-    let (tag, body) = rest.split_at(MAC_LEN);
-    let ephemeral: [u8; 32] = ephemeral.try_into().map_err(|_| DecryptError::DecryptionFailed)?;
+    let (ephemeral, boxed) = ciphertext.split_first_chunk::<32>().ok_or(DecryptError::DecryptionFailed)?;
 
     // crypto_box_seal_open: authenticate first, then decrypt into the only copy we make.
-    let nonce = seal_nonce(&ephemeral, x25519_public);
-    let key = box_beforenm(&ephemeral, x25519_secret).map_err(|_| DecryptError::DecryptionFailed)?;
-    let mut cipher = XSalsa20::new(&(*key).into(), &nonce.into());
-    let mut mac_key = Zeroizing::new([0u8; 32]);
-    cipher.apply_keystream(&mut mac_key[..]);
-    let expected = Poly1305::new(&(*mac_key).into()).compute_unpadded(body);
-    if !bool::from(expected.as_slice().ct_eq(tag)) {
-        return Err(DecryptError::DecryptionFailed);
-    }
-    let mut inner = body.to_vec();
-    cipher.apply_keystream(&mut inner);
+    let nonce = seal_nonce(ephemeral, x25519_public);
+    let key = box_beforenm(ephemeral, x25519_secret).map_err(|_| DecryptError::DecryptionFailed)?;
+    let mut inner = secretbox_open(&key, &nonce, boxed).map_err(|_| DecryptError::DecryptionFailed)?;
 
     // inner = M || A || SIG. Verify SIG over M || A || Y by writing Y over the first half of SIG.
     let message_len = inner.len() - SENDER_KEY_LEN - SIGNATURE_LEN;
@@ -226,8 +213,7 @@ fn seal_signed(
     ephemeral_secret: &[u8; 32],
 ) -> Result<Vec<u8>, EncryptError> {
     let key = box_beforenm(recipient, ephemeral_secret).map_err(|_| EncryptError::WeakRecipientKey)?;
-    // libsodium's crypto_scalarmult_base also goes through the Edwards base-point table.
-    let ephemeral_public = MontgomeryPoint::mul_base_clamped(*ephemeral_secret).to_bytes();
+    let ephemeral_public = x25519_base(ephemeral_secret);
     let nonce = seal_nonce(&ephemeral_public, recipient);
 
     let mut out = Vec::with_capacity(message.len() + V1_OVERHEAD);
@@ -240,13 +226,7 @@ fn seal_signed(
     out.truncate(out.len() - 32);
     out.extend_from_slice(&signature);
 
-    let mut cipher = XSalsa20::new(&(*key).into(), &nonce.into());
-    let mut mac_key = Zeroizing::new([0u8; 32]);
-    cipher.apply_keystream(&mut mac_key[..]);
-    let (head, inner) = out.split_at_mut(SEAL_OVERHEAD);
-    cipher.apply_keystream(inner);
-    let tag = Poly1305::new(&(*mac_key).into()).compute_unpadded(inner);
-    head[32..].copy_from_slice(&tag);
+    secretbox_seal_in_place(&key, &nonce, &mut out[32..]);
     Ok(out)
 }
 

@@ -262,13 +262,6 @@ impl HopKey {
     }
 }
 
-/// The X25519 public key of `secret`, via the fixed-base table (several times faster than a
-/// Montgomery ladder on the base point; same result).
-pub(crate) fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
-    let secret = x25519_dalek::StaticSecret::from(*secret);
-    x25519_dalek::PublicKey::from(&secret).to_bytes()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,7 +289,7 @@ mod tests {
 
     #[test]
     fn client_and_node_keys_agree() {
-        assert_eq!(x25519_public(&h32(A_SECRET)), h32(A_PUBLIC));
+        assert_eq!(crate::primitives::x25519_base(&h32(A_SECRET)), h32(A_PUBLIC));
         for enc in [EncType::AesGcm, EncType::XChaCha20] {
             let c = HopKey::for_client(enc, &h32(A_SECRET), &h32(A_PUBLIC), &h32(B_PUBLIC)).unwrap();
             let n = HopKey::for_node(enc, &h32(B_SECRET), &h32(B_PUBLIC), &h32(A_PUBLIC)).unwrap();
