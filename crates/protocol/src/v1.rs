@@ -12,14 +12,11 @@
 //! before copying and reuses the plaintext buffer for the signature check. The recipient's X25519
 //! key pair comes from the [`IdentityKey`] cache, never recomputed.
 
-use curve25519_dalek::edwards::EdwardsPoint;
-use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::IsIdentity;
 use ed25519_dalek::{Signature, VerifyingKey};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::id::{IdPrefix, SessionId};
-use crate::keys::IdentityKey;
+use crate::keys::{IdentityKey, is_torsion_free};
 use crate::primitives::{
     MAC_LEN, SEAL_OVERHEAD, blake2b_32, box_beforenm, seal_nonce, secretbox_open, secretbox_seal_in_place,
     sha512, x25519_base,
@@ -236,20 +233,14 @@ fn is_canonical_ed25519(key: &[u8; 32]) -> bool {
     !(top == 0x7f && key[1..31].iter().all(|b| *b == 0xff) && key[0] >= 0xed)
 }
 
-/// `[L]P == identity`, computed as `[L−1]P + P` with the variable-time double-base
-/// multiplication (the key is public, so variable time is fine and it is cheaper than the
-/// constant-time `[L]P` of `EdwardsPoint::is_torsion_free`).
-fn is_torsion_free(point: &EdwardsPoint) -> bool {
-    let l_minus_one = -Scalar::ONE;
-    (EdwardsPoint::vartime_double_scalar_mul_basepoint(&l_minus_one, point, &Scalar::ZERO) + point)
-        .is_identity()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::primitives::seal_open;
     use curve25519_dalek::constants::EIGHT_TORSION;
+    use curve25519_dalek::edwards::EdwardsPoint;
+    use curve25519_dalek::scalar::Scalar;
+    use curve25519_dalek::traits::IsIdentity;
 
     struct CountingRng(u8);
 
