@@ -189,28 +189,9 @@ fn directed_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::primitives::testing::CountingRng;
 
     const SERVER: [u8; 32] = [0x42; 32];
-
-    struct CountingRng(u8);
-
-    impl rand_core::TryRng for CountingRng {
-        type Error = core::convert::Infallible;
-        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-            Ok(u32::from(self.0))
-        }
-        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-            Ok(u64::from(self.0))
-        }
-        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-            for b in dst {
-                self.0 = self.0.wrapping_add(1);
-                *b = self.0;
-            }
-            Ok(())
-        }
-    }
-    impl rand_core::TryCryptoRng for CountingRng {}
 
     #[test]
     fn round_trip_both_blindings_both_directions() {

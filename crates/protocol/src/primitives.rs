@@ -291,6 +291,37 @@ pub fn hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Helpers shared by the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A deterministic "RNG" for tests: every byte is one more than the last, starting after
+    /// the seed value.
+    pub(crate) struct CountingRng(pub(crate) u8);
+
+    impl CountingRng {
+        fn next_byte(&mut self) -> u8 {
+            self.0 = self.0.wrapping_add(1);
+            self.0
+        }
+    }
+
+    impl rand_core::TryRng for CountingRng {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            Ok(u32::from(self.next_byte()))
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            Ok(u64::from(self.next_byte()))
+        }
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+            dst.iter_mut().for_each(|b| *b = self.next_byte());
+            Ok(())
+        }
+    }
+
+    impl rand_core::TryCryptoRng for CountingRng {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -237,34 +237,11 @@ fn is_canonical_ed25519(key: &[u8; 32]) -> bool {
 mod tests {
     use super::*;
     use crate::primitives::seal_open;
+    use crate::primitives::testing::CountingRng;
     use curve25519_dalek::constants::EIGHT_TORSION;
     use curve25519_dalek::edwards::EdwardsPoint;
     use curve25519_dalek::scalar::Scalar;
     use curve25519_dalek::traits::IsIdentity;
-
-    struct CountingRng(u8);
-
-    impl rand_core::TryRng for CountingRng {
-        type Error = core::convert::Infallible;
-        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-            Ok(u32::from(self.next_byte()))
-        }
-        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-            Ok(u64::from(self.next_byte()))
-        }
-        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-            dst.iter_mut().for_each(|b| *b = self.next_byte());
-            Ok(())
-        }
-    }
-    impl rand_core::TryCryptoRng for CountingRng {}
-
-    impl CountingRng {
-        fn next_byte(&mut self) -> u8 {
-            self.0 = self.0.wrapping_add(1);
-            self.0
-        }
-    }
 
     fn alice() -> IdentityKey {
         IdentityKey::from_seed_bytes(&[1u8; 32])
