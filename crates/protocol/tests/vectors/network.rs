@@ -4,7 +4,6 @@ use session_protocol::bencode::{
     MonitorNotification, QuicMessage, SnDataMessage, SnOnionRequest, encode_sn_data,
 };
 use session_protocol::message_hash::{MessageHash, Namespace};
-use session_protocol::onion::EncType;
 use session_protocol::rpc_sign::{
     ExpireMode, NamespaceSelector, SignableRequest, SubaccountToken, monitor_message, verify_request,
 };
@@ -243,7 +242,7 @@ fn quic_bt_frame(case: &Case<'_>) -> Result<(), String> {
 
 fn omq_sn_onion_request(case: &Case<'_>) -> Result<(), String> {
     let data = case.hex("data")?;
-    let enc_type = EncType::parse(case.str("enc_type")?).or_fail("enc_type")?;
+    let enc_type = case.enc_type("enc_type")?;
     let ephemeral_key = case.hex_n::<32>("ephemeral_key")?;
     let hop_no = case.int("hop_no")?;
     let request = SnOnionRequest { data: &data, enc_type: Some(enc_type), ephemeral_key, hop_no };
