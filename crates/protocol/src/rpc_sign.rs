@@ -489,9 +489,7 @@ pub fn write_monitor_message(
     namespaces: &[Namespace],
 ) {
     out.extend_from_slice(b"MONITOR");
-    let mut hex_buf = [0u8; 66];
-    hex::encode_to_slice(pubkey, &mut hex_buf).expect("33 bytes are 66 hex digits");
-    out.extend_from_slice(&hex_buf);
+    push_pubkey_hex(out, pubkey);
     write_decimal(out, timestamp_s);
     out.push(if want_data { b'1' } else { b'0' });
     for (i, ns) in namespaces.iter().enumerate() {
@@ -575,25 +573,20 @@ impl NodeResultToSign<'_> {
     /// The exact bytes the service node signs with its Ed25519 key.
     pub fn message(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
-        let push_pubkey = |out: &mut Vec<u8>, pubkey: &[u8; 33]| {
-            let mut hex_buf = [0u8; 66];
-            hex::encode_to_slice(pubkey, &mut hex_buf).expect("33 bytes are 66 hex digits");
-            out.extend_from_slice(&hex_buf);
-        };
         match *self {
             Self::Store { hash } => out.extend_from_slice(hash.as_bytes()),
             Self::Delete { pubkey, requested, deleted } => {
-                push_pubkey(&mut out, pubkey);
+                push_pubkey_hex(&mut out, pubkey);
                 push_hashes(&mut out, requested);
                 push_hashes(&mut out, deleted);
             }
             Self::Bulk { pubkey, value, affected } => {
-                push_pubkey(&mut out, pubkey);
+                push_pubkey_hex(&mut out, pubkey);
                 write_decimal(&mut out, value);
                 push_hashes(&mut out, affected);
             }
             Self::Expire { pubkey, applied, requested, updated, unchanged } => {
-                push_pubkey(&mut out, pubkey);
+                push_pubkey_hex(&mut out, pubkey);
                 for &expiry in applied {
                     write_decimal(&mut out, expiry);
                 }
@@ -605,7 +598,7 @@ impl NodeResultToSign<'_> {
                 }
             }
             Self::Revocation { pubkey, timestamp, tokens } => {
-                push_pubkey(&mut out, pubkey);
+                push_pubkey_hex(&mut out, pubkey);
                 write_decimal(&mut out, timestamp);
                 for token in tokens {
                     out.extend_from_slice(token.as_bytes());
@@ -849,6 +842,13 @@ impl MonitorError {
             Self::BadSignature => 5,
         }
     }
+}
+
+/// Appends the 66-character lowercase hex of an account pubkey, without allocating.
+fn push_pubkey_hex(out: &mut Vec<u8>, pubkey: &[u8; 33]) {
+    let mut hex_buf = [0u8; 66];
+    hex::encode_to_slice(pubkey, &mut hex_buf).expect("33 bytes are 66 hex digits");
+    out.extend_from_slice(&hex_buf);
 }
 
 fn push_hashes(out: &mut Vec<u8>, hashes: &[MessageHash]) {
