@@ -13,13 +13,13 @@
 //! key pair comes from the [`IdentityKey`] cache, never recomputed.
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::id::{IdPrefix, SessionId};
 use crate::keys::{IdentityKey, is_torsion_free};
 use crate::primitives::{
-    MAC_LEN, SEAL_OVERHEAD, blake2b_32, box_beforenm, seal_nonce, secretbox_open, secretbox_seal_in_place,
-    sha512, x25519_base,
+    MAC_LEN, SEAL_OVERHEAD, blake2b_32, box_beforenm, box_seed_keypair, seal_nonce, secretbox_open,
+    secretbox_seal_in_place, x25519_base,
 };
 
 /// Length of the sender's Ed25519 public key inside the inner plaintext.
@@ -101,7 +101,7 @@ pub fn encrypt_for_recipient<R: rand_core::CryptoRng + ?Sized>(
     let recipient = recipient_x25519(recipient)?;
     let mut ephemeral_secret = Zeroizing::new([0u8; 32]);
     rng.fill_bytes(&mut ephemeral_secret[..]);
-    seal_signed(sender, &recipient, message, &ephemeral_secret)
+    seal_signed(sender, &recipient, message, &ephemeral_secret, &x25519_base(&ephemeral_secret))
 }
 
 /// `encrypt_for_recipient_deterministic` (crypto §3.3): as [`encrypt_for_recipient`], but the
@@ -115,11 +115,8 @@ pub fn encrypt_for_recipient_deterministic(
 ) -> Result<Vec<u8>, EncryptError> {
     let recipient = recipient_x25519(recipient)?;
     let seed = deterministic_ephemeral_seed(sender, &recipient, message);
-    let mut hash = sha512(&[&seed[..]]);
-    let mut ephemeral_secret = Zeroizing::new([0u8; 32]);
-    ephemeral_secret.copy_from_slice(&hash[..32]);
-    hash.zeroize();
-    seal_signed(sender, &recipient, message, &ephemeral_secret)
+    let (ephemeral_secret, ephemeral_public) = box_seed_keypair(&seed);
+    seal_signed(sender, &recipient, message, &ephemeral_secret, &ephemeral_public)
 }
 
 /// The deterministic ephemeral seed of crypto §3.3:
@@ -200,7 +197,8 @@ pub fn decrypt_incoming_with_x25519(
 
 // ---- helpers ----
 
-/// Builds `E || tag || XSalsa20(message || A || SIG)` in one buffer: the signed bytes
+/// Builds `E || tag || XSalsa20(message || A || SIG)` in one buffer (`E` = `ephemeral_public`,
+/// the X25519 public key of `ephemeral_secret`): the signed bytes
 /// `message || A || Y` are laid out in place, then Y is replaced by the signature and the inner
 /// plaintext is encrypted where it lies.
 fn seal_signed(
@@ -208,13 +206,13 @@ fn seal_signed(
     recipient: &[u8; 32],
     message: &[u8],
     ephemeral_secret: &[u8; 32],
+    ephemeral_public: &[u8; 32],
 ) -> Result<Vec<u8>, EncryptError> {
     let key = box_beforenm(recipient, ephemeral_secret).map_err(|_| EncryptError::WeakRecipientKey)?;
-    let ephemeral_public = x25519_base(ephemeral_secret);
-    let nonce = seal_nonce(&ephemeral_public, recipient);
+    let nonce = seal_nonce(ephemeral_public, recipient);
 
     let mut out = Vec::with_capacity(message.len() + V1_OVERHEAD);
-    out.extend_from_slice(&ephemeral_public);
+    out.extend_from_slice(ephemeral_public);
     out.extend_from_slice(&[0u8; MAC_LEN]);
     out.extend_from_slice(message);
     out.extend_from_slice(&sender.ed25519_public());
@@ -237,6 +235,7 @@ fn is_canonical_ed25519(key: &[u8; 32]) -> bool {
 mod tests {
     use super::*;
     use crate::primitives::seal_open;
+    use crate::primitives::sha512;
     use crate::primitives::testing::CountingRng;
     use curve25519_dalek::constants::EIGHT_TORSION;
     use curve25519_dalek::edwards::EdwardsPoint;
