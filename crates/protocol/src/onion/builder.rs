@@ -9,10 +9,11 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::hop::{EncType, HopError, HopKey, MAX_NONCE_LEN, TAG_LEN, x25519_public};
+use super::hop::{EncType, HopError, HopKey, MAX_NONCE_LEN, TAG_LEN};
 use super::payload::{MAX_PAYLOAD_LEN, PayloadError, encode_combined_payload_into};
 use super::response::{DestinationKind, ResponseContext};
 use super::{write_json_hex32, write_json_str};
+use crate::primitives::{write_decimal, x25519_base};
 
 /// The most layers a request may have: upstream nodes refuse `hop_no > 15` (network §7.5).
 pub const MAX_PATH_LEN: usize = 15;
@@ -263,7 +264,7 @@ fn build(
 
     // Innermost layer, to the destination.
     let inner = &secrets[0];
-    let inner_public = x25519_public(&inner.ephemeral_secret);
+    let inner_public = x25519_base(&inner.ephemeral_secret);
     let (dest_x25519, kind) = match &spec.destination {
         Destination::Snode { node, .. } => (node.x25519, DestinationKind::Snode),
         Destination::Server(server) => (server.x25519, DestinationKind::Server),
@@ -296,7 +297,7 @@ fn build(
     // Path layers, exit first.
     let mut next_public = inner_public;
     for (depth, (hop, layer)) in path.iter().rev().zip(&secrets[1..]).enumerate() {
-        let public = x25519_public(&layer.ephemeral_secret);
+        let public = x25519_base(&layer.ephemeral_secret);
         let key = HopKey::for_client(enc, &layer.ephemeral_secret, &public, &hop.x25519)
             .map_err(|_| BuildError::WeakPublicKey { layer: depth + 1 })?;
         let mut next = Vec::with_capacity(nonce_len + 4 + blob.len() + json.len() + TAG_LEN);
@@ -365,7 +366,7 @@ fn write_server_json(out: &mut Vec<u8>, server: &ServerDestination<'_>, enc: Enc
     write_json_str(out, server.host);
     out.extend_from_slice(br#","method":"POST","port":"#);
     let port = server.port.unwrap_or(server.protocol.default_port());
-    out.extend_from_slice(port.to_string().as_bytes());
+    write_decimal(out, u64::from(port));
     out.extend_from_slice(br#","protocol":""#);
     out.extend_from_slice(server.protocol.as_str().as_bytes());
     out.extend_from_slice(br#"","target":"#);
@@ -379,7 +380,7 @@ fn write_entry_json(out: &mut Vec<u8>, enc: EncType, ephemeral: &[u8; 32], hop_n
     write_enc_and_key(out, enc, ephemeral);
     if let Some(hop_no) = hop_no {
         out.extend_from_slice(br#","hop_no":"#);
-        out.extend_from_slice(hop_no.to_string().as_bytes());
+        write_decimal(out, u64::from(hop_no));
     }
     out.push(b'}');
 }
@@ -401,7 +402,7 @@ mod tests {
     use serde_json::Value;
 
     fn node(n: u8) -> NodeKeys {
-        NodeKeys { ed25519: [n; 32], x25519: x25519_public(&[n; 32]) }
+        NodeKeys { ed25519: [n; 32], x25519: x25519_base(&[n; 32]) }
     }
 
     fn secrets(count: usize) -> Vec<LayerSecrets> {
