@@ -17,7 +17,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use session_protocol::bencode::{
-    self, BtReader, MonitorNotification, QuicMessage, SnOnionRequest, decode_sn_data, encode_sn_data, signed_dict,
+    self, BtReader, MonitorNotification, QuicMessage, SnOnionRequest, decode_sn_data, encode_sn_data,
+    signed_dict,
 };
 use session_protocol::rpc_sign::MonitorSubscription;
 
@@ -89,7 +90,11 @@ fn check_monitor(data: &[u8]) {
     let single = MonitorSubscription::from_bt(data);
     let list = MonitorSubscription::list_from_bt(data);
     if data.first() != Some(&b'l') {
-        assert_eq!(list.clone().map(|mut l| l.pop()), single.clone().map(Some), "from_bt and list_from_bt disagree");
+        assert_eq!(
+            list.clone().map(|mut l| l.pop()),
+            single.clone().map(Some),
+            "from_bt and list_from_bt disagree"
+        );
     }
     for subscription in list.iter().flatten() {
         let encoded = subscription.to_bt();

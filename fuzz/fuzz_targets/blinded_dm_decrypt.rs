@@ -18,7 +18,9 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use session_protocol::blinded_dm::{BlindedDmError, NONCE_LEN, OVERHEAD, TAG_LEN, VERSION, decrypt, encrypt_with_nonce};
+use session_protocol::blinded_dm::{
+    BlindedDmError, NONCE_LEN, OVERHEAD, TAG_LEN, VERSION, decrypt, encrypt_with_nonce,
+};
 use session_protocol::blinding::{Blinding, blinded_key_pair};
 use session_protocol::primitives::hex_array;
 use session_protocol::{IdPrefix, IdentityKey, SessionId};
@@ -33,9 +35,12 @@ struct Fixed {
 
 static FIXED: LazyLock<Fixed> = LazyLock::new(|| {
     let server_pk = key("1d7e7f92b1ed3643855c98ecac02fc7274033a3467653f047d6e433540c03f17");
-    let sender = IdentityKey::from_seed_bytes(&key("0123456789abcdef0123456789abcdef00000000000000000000000000000000"));
-    let recipient =
-        IdentityKey::from_seed_bytes(&key("00112233445566778899aabbccddeeff00000000000000000000000000000000"));
+    let sender = IdentityKey::from_seed_bytes(&key(
+        "0123456789abcdef0123456789abcdef00000000000000000000000000000000",
+    ));
+    let recipient = IdentityKey::from_seed_bytes(&key(
+        "00112233445566778899aabbccddeeff00000000000000000000000000000000",
+    ));
     let ids = [Blinding::Blind15, Blinding::Blind25].map(|blinding| {
         let id = |k: &IdentityKey| blinded_key_pair(k, &server_pk, blinding).expect("fixed keys blind").id();
         (id(&sender), id(&recipient))
@@ -78,8 +83,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (a_id, b_id) = fixed.ids[usize::from(mode & 1)];
-    let ciphertext = encrypt_with_nonce(&fixed.sender, &fixed.server_pk, &b_id, rest, &NONCE)
-        .expect("fixed keys encrypt");
+    let ciphertext =
+        encrypt_with_nonce(&fixed.sender, &fixed.server_pk, &b_id, rest, &NONCE).expect("fixed keys encrypt");
     assert_eq!(ciphertext.len(), rest.len() + OVERHEAD);
     for reader in [&fixed.recipient, &fixed.sender] {
         let (message, from) = decrypt(reader, &fixed.server_pk, &a_id, &b_id, &ciphertext)

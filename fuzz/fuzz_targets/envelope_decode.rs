@@ -48,7 +48,11 @@ fuzz_target!(|data: &[u8]| {
             let message = WebSocketMessage::decode(data).expect("unwrap succeeded, so it decodes");
             let body = message.request.and_then(|r| r.body);
             assert_eq!(body.as_ref(), Some(envelope), "unwrap returned another body");
-            assert_eq!(decoded, decode_envelope_1o1(recipient, envelope), "decode_1o1 is not unwrap + decode");
+            assert_eq!(
+                decoded,
+                decode_envelope_1o1(recipient, envelope),
+                "decode_1o1 is not unwrap + decode"
+            );
         }
         Err(e) => assert_eq!(decoded.as_ref().err(), Some(e), "decode_1o1 failed differently from unwrap"),
     }
@@ -62,8 +66,9 @@ fuzz_target!(|data: &[u8]| {
 
     // Structured: the input is a valid Content; send it from SENDER to RECIPIENT.
     let sender = &*SENDER;
-    let ciphertext = encrypt_for_recipient_deterministic(sender, recipient.x25519_public(), &pad_message(data))
-        .expect("the recipient key is valid");
+    let ciphertext =
+        encrypt_for_recipient_deterministic(sender, recipient.x25519_public(), &pad_message(data))
+            .expect("the recipient key is valid");
     let with_pro = data.first().is_some_and(|b| b & 1 == 1);
     let envelope = Envelope {
         r#type: envelope::Type::SessionMessage as i32,
@@ -87,7 +92,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(decoded.source_device, Some(1));
     assert_eq!(decoded.server_timestamp, None);
     let expected_pro = (with_pro && content.pro_message.is_some())
-        .then(|| ProSigned { signature: PRO_SIG, signed_content: ciphertext });
+        .then_some(ProSigned { signature: PRO_SIG, signed_content: ciphertext });
     assert_eq!(decoded.pro, expected_pro);
     // Only the account itself may send legacy config.
     assert!(unwrap_legacy_config(recipient, &websocket_message).is_err());

@@ -52,7 +52,8 @@ fn check_v4(data: &[u8]) {
     // Differential check against the general bencode decoder.
     let as_list = match bencode::decode(data) {
         Ok(BtValue::List(items)) if (1..=2).contains(&items.len()) && data.len() <= MAX_PAYLOAD_LEN => {
-            let strings: Option<Vec<Vec<u8>>> = items.iter().map(|i| i.as_bytes().map(<[u8]>::to_vec)).collect();
+            let strings: Option<Vec<Vec<u8>>> =
+                items.iter().map(|i| i.as_bytes().map(<[u8]>::to_vec)).collect();
             strings
         }
         _ => None,
@@ -80,7 +81,8 @@ fn check_v4(data: &[u8]) {
 
     if let Ok(request) = request {
         assert_eq!(request.body, body.body);
-        let headers: Vec<(&str, &str)> = request.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let headers: Vec<(&str, &str)> =
+            request.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let encoded = encode_v4_request(&V4Request {
             method: &request.method,
             endpoint: &request.endpoint,
@@ -93,7 +95,8 @@ fn check_v4(data: &[u8]) {
         assert_eq!(again.body, request.body);
         let mut expected_headers = request.headers.clone();
         expected_headers.retain(|name, _| !name.eq_ignore_ascii_case("user-agent"));
-        if request.body.is_some() && !expected_headers.keys().any(|n| n.eq_ignore_ascii_case("content-type")) {
+        if request.body.is_some() && !expected_headers.keys().any(|n| n.eq_ignore_ascii_case("content-type"))
+        {
             expected_headers.insert("Content-Type".to_owned(), "application/json".to_owned());
         }
         assert_eq!(again.headers, expected_headers, "v4 request headers changed in the round trip");
@@ -101,7 +104,8 @@ fn check_v4(data: &[u8]) {
 
     if let Ok(response) = response {
         assert_eq!(response.body, body.body);
-        let headers: Vec<(&str, &str)> = response.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let headers: Vec<(&str, &str)> =
+            response.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let payload = response.body.unwrap_or_default();
         let encoded = encode_v4_response(response.code, &headers, payload);
         let again = parse_v4_response(&encoded).expect("encoded v4 response parses");

@@ -76,7 +76,9 @@ fuzz_target!(|data: &[u8]| {
         Err(PeelError::DecryptionFailed) => {
             assert!(parse_entry_request(data).is_ok(), "decryption was tried on a malformed request")
         }
-        Err(e) => assert_eq!(parse_entry_request(data).err(), Some(e), "peel_request and its parser disagree"),
+        Err(e) => {
+            assert_eq!(parse_entry_request(data).err(), Some(e), "peel_request and its parser disagree")
+        }
     }
 
     let Some((&mode, rest)) = data.split_first() else { return };
@@ -144,9 +146,8 @@ fn full_request(enc: EncType, mode: u8, body: &[u8]) {
         Destination::Snode { node: DEST.keys, body, options }
     };
     let hop_no = (mode & 64 != 0).then_some(u32::from(mode >> 7) + 1);
-    let secrets: Vec<LayerSecrets> = (0u8..4)
-        .map(|i| LayerSecrets::new([0x20 + i; 32], [0x30 + i; 24]))
-        .collect();
+    let secrets: Vec<LayerSecrets> =
+        (0u8..4).map(|i| LayerSecrets::new([0x20 + i; 32], [0x30 + i; 24])).collect();
     let request = build_request(&RequestSpec { enc_type: enc, path: &path, destination, hop_no }, &secrets)
         .expect("a request over valid keys builds");
 
@@ -187,8 +188,8 @@ fn full_request(enc: EncType, mode: u8, body: &[u8]) {
             other => panic!("expected a proxy layer, got {other:?}"),
         };
         // The server treats the exit's plaintext as an entry request.
-        let server_layer =
-            peel_request(&dest.secret, &dest.keys.x25519, &payload).expect("server peels the proxied request");
+        let server_layer = peel_request(&dest.secret, &dest.keys.x25519, &payload)
+            .expect("server peels the proxied request");
         assert_eq!(server_layer.plaintext(), body, "the server request changed on the way");
         let _ = server_layer.route();
         let sealed = server_layer.seal_reply(&NONCE, reply, false);
@@ -242,7 +243,9 @@ fn check_layer(layer: &PeeledLayer) {
     let blob = CombinedPayload::parse(plaintext).ok().map(|p| p.blob);
     match layer.route() {
         Ok(Route::Final(request)) => assert_eq!(Some(request.body), blob, "final body is not the blob"),
-        Ok(Route::Relay(relay)) => assert_eq!(Some(relay.ciphertext), blob, "relay ciphertext is not the blob"),
+        Ok(Route::Relay(relay)) => {
+            assert_eq!(Some(relay.ciphertext), blob, "relay ciphertext is not the blob")
+        }
         Ok(Route::Proxy(proxy)) => {
             assert_eq!(proxy.payload, plaintext, "proxy payload is not the whole plaintext");
             assert!(is_target_allowed(proxy.target), "proxy to a refused target");
@@ -256,6 +259,9 @@ fn check_layer(layer: &PeeledLayer) {
 
 fn node(ed25519: &str, x25519_secret: &str) -> Node {
     let secret: [u8; 32] = hex_array(x25519_secret).expect("fixed 64-digit hex key");
-    let keys = NodeKeys { ed25519: hex_array(ed25519).expect("fixed 64-digit hex key"), x25519: x25519_base(&secret) };
+    let keys = NodeKeys {
+        ed25519: hex_array(ed25519).expect("fixed 64-digit hex key"),
+        x25519: x25519_base(&secret),
+    };
     Node { keys, secret }
 }
