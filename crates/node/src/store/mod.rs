@@ -200,12 +200,7 @@ impl Store {
     }
 
     /// Adds tokens to the account's revocation list (keeps the 50 newest).
-    pub async fn revoke(
-        &self,
-        account: AccountKey,
-        tokens: Vec<[u8; 36]>,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn revoke(&self, account: AccountKey, tokens: Vec<[u8; 36]>, now_ms: i64) -> Result<(), StoreError> {
         unimplemented!()
     }
 
