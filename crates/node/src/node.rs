@@ -44,6 +44,9 @@ pub enum NodeError {
     /// The TLS certificate could not be loaded or made.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The node-to-node HTTP client could not be built.
+    #[error("node-to-node client: {0}")]
+    Peer(#[from] crate::peer::PeerError),
     /// The listen address could not be bound.
     #[error("listening on {addr}: {source}")]
     Bind {
@@ -127,12 +130,13 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let mut watcher = config.node_list_file.clone().map(NodeListFileWatcher::new);
     let initial = watcher.as_mut().and_then(NodeListFileWatcher::poll).unwrap_or_default();
     let tls = config.tls;
+    let peers = PeerClient::new(identity.clone())?;
     let ctx = Arc::new(NodeContext {
         identity,
         config,
         nodes: ArcSwap::from_pointee(NodeList::default()),
         store,
-        peers: PeerClient::default(),
+        peers,
         metrics: Metrics::default(),
     });
     nodelist::install(&ctx, initial);

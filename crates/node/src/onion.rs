@@ -29,7 +29,7 @@ use session_protocol::onion::{
 use crate::NodeContext;
 use crate::config::NodeConfig;
 use crate::peer::PeerError;
-use crate::peer::bridge::{self, RpcBody};
+use crate::rpc::{self, Origin, ReplyBody};
 
 /// What an onion endpoint answers: status, body and content type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,11 +124,11 @@ fn entry_error(e: PeelError) -> OnionReply {
 /// Final destination: run the RPC and return the encrypted `{"status","body"}` (§7.4, §7.6).
 async fn destination(ctx: &NodeContext, layer: &PeeledLayer, request: FinalRequest<'_>) -> OnionReply {
     ctx.metrics.onion_final();
-    let output = bridge::client_request(ctx, request.body).await;
+    let output = rpc::handle_request(ctx, request.body, Origin::Client).await;
     let body = match output.body {
-        RpcBody::Json(value) if request.json => value,
-        RpcBody::Json(value) => Value::String(value.to_string()),
-        RpcBody::Text(text) => Value::String(text),
+        ReplyBody::Json(value) if request.json => value,
+        ReplyBody::Json(value) => Value::String(value.to_string()),
+        ReplyBody::Text(text) => Value::String(text),
     };
     seal(layer, output.status, &body, request.base64)
 }

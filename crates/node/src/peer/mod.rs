@@ -15,7 +15,6 @@
 //! to end (onion replies are encrypted, swarm results are signed per node).
 
 pub mod auth;
-pub(crate) mod bridge;
 mod server;
 pub mod wire;
 
@@ -142,15 +141,14 @@ impl PeerClient {
             .user_agent(USER_AGENT)
             .build()
             .map_err(PeerError::Setup)?;
-        let proxy = reqwest::Client::builder()
-            .tls_backend_rustls()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .tcp_nodelay(true)
-            .timeout(PROXY_TIMEOUT)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(PeerError::Setup)?;
+        let proxy = match proxy_client(None) {
+            Ok(client) => client,
+            Err(e) => {
+                // Usually: no CA certificates on this machine. Plain-http proxying still works.
+                tracing::warn!(error = %e, "no system CA certificates; onion proxying to https servers will fail");
+                proxy_client(Some(Vec::new())).map_err(PeerError::Setup)?
+            }
+        };
         Ok(Self { inner: Arc::new(Inner { identity, peers, proxy }) })
     }
 
@@ -292,6 +290,22 @@ impl PeerClient {
 
 /// `User-Agent` of every request this node makes.
 const USER_AGENT: &str = concat!("session-node/", env!("CARGO_PKG_VERSION"));
+
+/// The onion proxy's HTTP client: certificates verified against the system roots, or only
+/// against `roots` when given.
+fn proxy_client(roots: Option<Vec<reqwest::Certificate>>) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .tls_backend_rustls()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .tcp_nodelay(true)
+        .timeout(PROXY_TIMEOUT)
+        .user_agent(USER_AGENT);
+    if let Some(roots) = roots {
+        builder = builder.tls_certs_only(roots);
+    }
+    builder.build()
+}
 
 /// Installs rustls' ring provider as the process default (a no-op if one is installed).
 pub fn install_crypto_provider() {

@@ -11,10 +11,10 @@ use axum::routing::post;
 use serde_json::Value;
 
 use super::auth::{self, AuthError};
-use super::bridge::{self, RpcBody, RpcOutput};
 use super::wire::{MessagesReply, MessagesRequest};
 use super::{MAX_REQUEST_BYTES, MESSAGES_PATH, ONION_PATH, RPC_PATH};
 use crate::NodeContext;
+use crate::rpc::{self, Origin, ReplyBody, RpcReply};
 use crate::store::StoreError;
 
 /// The channel's receiving endpoints, for the server to merge into its router:
@@ -42,7 +42,7 @@ async fn rpc(State(ctx): State<Arc<NodeContext>>, headers: HeaderMap, body: Byte
     else {
         return text(StatusCode::BAD_REQUEST, "invalid request: expected a method string and params object");
     };
-    rpc_response(bridge::forwarded(&ctx, &method, &params).await)
+    rpc_response(rpc::handle_method(&ctx, &method, &params, Origin::Forwarded).await)
 }
 
 /// `POST /node/v1/onion`: body `[N][ciphertext]{"ephemeral_key","enc_type","hop_no"}`; reply: the
@@ -114,10 +114,10 @@ fn text(status: StatusCode, body: &str) -> Response {
         .into_response()
 }
 
-fn rpc_response(output: RpcOutput) -> Response {
+fn rpc_response(output: RpcReply) -> Response {
     let status = StatusCode::from_u16(output.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match output.body {
-        RpcBody::Json(value) => (status, axum::Json(value)).into_response(),
-        RpcBody::Text(body) => text(status, &body),
+        ReplyBody::Json(value) => (status, axum::Json(value)).into_response(),
+        ReplyBody::Text(body) => text(status, &body),
     }
 }
