@@ -22,8 +22,8 @@ use serde::Serialize;
 use serde_json::Value;
 use session_protocol::onion::hop::MAX_NONCE_LEN;
 use session_protocol::onion::{
-    EntryRequest, FinalRequest, MAX_ONION_HOPS, PeelError, PeeledLayer, ProxyRequest, RelayRequest, Route, RouteError,
-    parse_entry_request, peel_layer,
+    EntryRequest, FinalRequest, MAX_ONION_HOPS, PeelError, PeeledLayer, ProxyRequest, RelayRequest, Route,
+    RouteError, parse_entry_request, peel_layer,
 };
 
 use crate::NodeContext;
@@ -55,8 +55,8 @@ impl OnionReply {
 impl IntoResponse for OnionReply {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_GATEWAY);
-        let content_type = HeaderValue::from_str(&self.content_type)
-            .unwrap_or_else(|_| HeaderValue::from_static(OCTETS));
+        let content_type =
+            HeaderValue::from_str(&self.content_type).unwrap_or_else(|_| HeaderValue::from_static(OCTETS));
         (status, [(header::CONTENT_TYPE, content_type)], self.body).into_response()
     }
 }
@@ -143,7 +143,13 @@ async fn relay(ctx: &NodeContext, request: RelayRequest<'_>, hop_no: u64) -> Oni
     ctx.metrics.onion_relayed();
     let result = ctx
         .peers
-        .relay_onion(peer, request.ciphertext, &request.ephemeral_key, request.enc_type, hop_no.saturating_add(1))
+        .relay_onion(
+            peer,
+            request.ciphertext,
+            &request.ephemeral_key,
+            request.enc_type,
+            hop_no.saturating_add(1),
+        )
         .await;
     match result {
         Ok((status, body)) => {
@@ -251,4 +257,83 @@ fn seal(layer: &PeeledLayer, status: u16, body: &Value, base64: bool) -> OnionRe
     rand::rng().fill_bytes(&mut nonce);
     let body = layer.seal_reply(&nonce, &plaintext, base64);
     OnionReply { status: 200, body, content_type: Cow::Borrowed(if base64 { TEXT } else { OCTETS }) }
+}
+
+#[cfg(test)]
+mod tests {
+    use session_protocol::onion::Protocol;
+
+    use super::*;
+
+    fn request<'a>(host: &'a str, target: &'a str, port: u16) -> ProxyRequest<'a> {
+        ProxyRequest { host, target, method: Some("POST"), protocol: Protocol::Https, port, payload: b"" }
+    }
+
+    fn config(allowlist: &[&str], loopback: bool) -> NodeConfig {
+        NodeConfig {
+            proxy_allowlist: allowlist.iter().map(|s| (*s).to_owned()).collect(),
+            allow_loopback_proxy: loopback,
+            ..NodeConfig::default()
+        }
+    }
+
+    fn url(config: &NodeConfig, host: &str, target: &str, port: u16) -> Option<String> {
+        proxy_url(config, &request(host, target, port)).map(|u| u.to_string())
+    }
+
+    #[test]
+    fn allowlist_entries() {
+        let list: Vec<String> = ["open.getsession.org", "Sogs.Example:8443", "[::1]:80", "::2", " spaced "]
+            .map(String::from)
+            .into();
+        assert!(allowlisted(&list, "open.getsession.org", 443));
+        assert!(allowlisted(&list, "OPEN.getsession.org", 1));
+        assert!(allowlisted(&list, "sogs.example", 8443));
+        assert!(!allowlisted(&list, "sogs.example", 443));
+        assert!(allowlisted(&list, "::1", 80));
+        assert!(!allowlisted(&list, "::1", 81));
+        assert!(allowlisted(&list, "::2", 5));
+        assert!(allowlisted(&list, "spaced", 5));
+        assert!(!allowlisted(&list, "getsession.org", 443));
+        assert!(!allowlisted(&[], "x", 1));
+    }
+
+    #[test]
+    fn proxy_urls() {
+        let cfg = config(&["sogs.example", "127.0.0.1", "localhost", "[::1]", "0.0.0.0"], false);
+        assert_eq!(
+            url(&cfg, "sogs.example", "/oxen/v4/lsrpc", 443).as_deref(),
+            Some("https://sogs.example/oxen/v4/lsrpc")
+        );
+        assert_eq!(
+            url(&cfg, "sogs.example", "/loki/v3/lsrpc", 8080).as_deref(),
+            Some("https://sogs.example:8080/loki/v3/lsrpc")
+        );
+        // Loopback and unspecified hosts need allow_loopback_proxy, even when allowlisted.
+        for host in ["127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0"] {
+            assert_eq!(url(&cfg, host, "/oxen/v4/lsrpc", 80), None, "{host}");
+        }
+        let dev = config(&["127.0.0.1", "[::1]"], true);
+        assert_eq!(
+            url(&dev, "127.0.0.1", "/oxen/v4/lsrpc", 80).as_deref(),
+            Some("https://127.0.0.1:80/oxen/v4/lsrpc")
+        );
+        assert_eq!(url(&dev, "::1", "/oxen/v4/lsrpc", 80).as_deref(), Some("https://[::1]:80/oxen/v4/lsrpc"));
+        // Not allowlisted, or a target that would not parse back to itself.
+        assert_eq!(url(&cfg, "evil.example", "/oxen/v4/lsrpc", 443), None);
+        assert_eq!(url(&cfg, "", "/oxen/v4/lsrpc", 443), None);
+        assert_eq!(url(&cfg, "sogs.example", "/oxen/#/lsrpc", 443), None);
+        assert_eq!(url(&cfg, "sogs.example", "/oxen/../x/lsrpc", 443), None);
+        assert_eq!(url(&cfg, "sogs.example", "/oxen/a b/lsrpc", 443), None);
+    }
+
+    #[test]
+    fn local_addresses() {
+        for ip in ["127.0.0.1", "127.9.9.9", "::1", "0.0.0.0", "::", "::ffff:127.0.0.1"] {
+            assert!(is_local(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["10.0.0.1", "8.8.8.8", "::ffff:8.8.8.8", "2001:db8::1"] {
+            assert!(!is_local(ip.parse().unwrap()), "{ip}");
+        }
+    }
 }

@@ -21,12 +21,12 @@ use session_node::store::{RetrieveLimits, Store, StoreOptions, StoredMessage};
 use session_node::{AccountKey, NodeContext, onion};
 use session_protocol::IdentityKey;
 use session_protocol::message_hash::{MessageHash, Namespace};
-use session_protocol::primitives::x25519_base;
 use session_protocol::onion::{
-    Destination, EncType, FinalOptions, HopKey, NodeKeys, Protocol, RequestSpec, ServerDestination,
-    LayerSecrets, build_request, build_request_random, encode_combined_payload, encode_v4_request, encode_v4_response, parse_entry_request,
-    parse_v4_request, parse_v4_response, seal_response,
+    Destination, EncType, FinalOptions, HopKey, LayerSecrets, NodeKeys, Protocol, RequestSpec,
+    ServerDestination, build_request, build_request_random, encode_combined_payload, encode_v4_request,
+    encode_v4_response, parse_entry_request, parse_v4_request, parse_v4_response, seal_response,
 };
+use session_protocol::primitives::x25519_base;
 use tokio::net::TcpListener;
 
 const SWARM: u64 = 0x1234_5678_9abc_def0;
@@ -60,7 +60,8 @@ async fn start_nodes(n: usize, config: impl Fn(usize) -> NodeConfig, extra: &[No
     records.extend_from_slice(extra);
     let mut nodes = Vec::new();
     for (i, listener, dir, identity, record) in pending {
-        let store = Store::open(dir.path(), StoreOptions { max_db_bytes: 1 << 30, read_connections: 2 }).unwrap();
+        let store =
+            Store::open(dir.path(), StoreOptions { max_db_bytes: 1 << 30, read_connections: 2 }).unwrap();
         let ctx = Arc::new(NodeContext {
             peers: PeerClient::new(identity.clone()).unwrap(),
             identity,
@@ -99,7 +100,8 @@ fn url(node: &TestNode, path: &str) -> String {
 }
 
 fn now_ms() -> i64 {
-    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
+    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis())
+        .unwrap()
 }
 
 fn account(i: u8) -> AccountKey {
@@ -181,10 +183,20 @@ async fn channel_accepts_listed_peer_and_carries_rpc_and_messages() {
         let got = b
             .ctx
             .store
-            .retrieve(*account, sent.namespace, None, RetrieveLimits { max_count: None, max_size: 1 << 20 }, now_ms())
+            .retrieve(
+                *account,
+                sent.namespace,
+                None,
+                RetrieveLimits { max_count: None, max_size: 1 << 20 },
+                now_ms(),
+            )
             .await
             .unwrap();
-        assert!(got.messages.iter().any(|m| m.hash == sent.hash && m.data == sent.data), "{:?}", sent.namespace);
+        assert!(
+            got.messages.iter().any(|m| m.hash == sent.hash && m.data == sent.data),
+            "{:?}",
+            sent.namespace
+        );
     }
 
     // A transfer with a forged hash, an expired message and one good message.
@@ -216,7 +228,8 @@ async fn channel_rejects_unknown_forged_and_stale() {
     let a_hex = a.record.pubkey_ed25519.clone();
     assert_eq!(raw_signed_post(b, peer::RPC_PATH, &stranger, &a_hex, now_ms(), body).await.0, 401);
     // Signed by a for a different path.
-    let h = auth::sign_request(a_key, &a_hex, &b.record.pubkey_ed25519, "POST", peer::ONION_PATH, now_ms(), body);
+    let h =
+        auth::sign_request(a_key, &a_hex, &b.record.pubkey_ed25519, "POST", peer::ONION_PATH, now_ms(), body);
     let status = reqwest::Client::new()
         .post(url(b, peer::RPC_PATH))
         .header(auth::PUBKEY_HEADER, h.pubkey)
@@ -232,7 +245,8 @@ async fn channel_rejects_unknown_forged_and_stale() {
     assert_eq!(raw_signed_post(b, peer::RPC_PATH, a_key, &a_hex, now_ms() - 61_000, body).await.0, 401);
     assert_eq!(raw_signed_post(b, peer::RPC_PATH, a_key, &a_hex, now_ms() + 61_000, body).await.0, 401);
     // No headers at all.
-    let status = reqwest::Client::new().post(url(b, peer::MESSAGES_PATH)).body("{}").send().await.unwrap().status();
+    let status =
+        reqwest::Client::new().post(url(b, peer::MESSAGES_PATH)).body("{}").send().await.unwrap().status();
     assert_eq!(status, 401);
     // And the genuine article passes authentication (the RPC layer then parses the params).
     let (status, text) = raw_signed_post(b, peer::RPC_PATH, a_key, &a_hex, now_ms(), body).await;
@@ -241,7 +255,13 @@ async fn channel_rejects_unknown_forged_and_stale() {
 }
 
 /// Builds a request for `dest` over `path`, POSTs it to the first hop and decrypts the reply.
-async fn onion_rpc(path: &[&TestNode], dest: &TestNode, enc_type: EncType, options: FinalOptions, rpc: &Value) -> Value {
+async fn onion_rpc(
+    path: &[&TestNode],
+    dest: &TestNode,
+    enc_type: EncType,
+    options: FinalOptions,
+    rpc: &Value,
+) -> Value {
     let path_keys: Vec<NodeKeys> = path.iter().map(|n| n.keys()).collect();
     let body = serde_json::to_vec(rpc).unwrap();
     let spec = RequestSpec {
@@ -251,7 +271,8 @@ async fn onion_rpc(path: &[&TestNode], dest: &TestNode, enc_type: EncType, optio
         hop_no: None,
     };
     let request = build_request_random(&spec, &mut rand::rng()).unwrap();
-    let reply = reqwest::Client::new().post(url(path[0], "/onion_req/v2")).body(request.body).send().await.unwrap();
+    let reply =
+        reqwest::Client::new().post(url(path[0], "/onion_req/v2")).body(request.body).send().await.unwrap();
     assert_eq!(reply.status(), 200);
     let bytes = reply.bytes().await.unwrap();
     let plaintext = request.response.decrypt_body(&bytes).unwrap();
@@ -285,7 +306,9 @@ async fn onion_three_hops_to_destination_node_both_enc_types() {
     let acct = account(3);
     let store = json!({"method": "store", "params": {
         "pubkey": acct.to_hex(), "ttl": 600_000, "timestamp": now_ms(), "data": STANDARD.encode(b"via onion")}});
-    let reply = onion_rpc(&path, &nodes[3], EncType::XChaCha20, FinalOptions { json: true, base64: true }, &store).await;
+    let reply =
+        onion_rpc(&path, &nodes[3], EncType::XChaCha20, FinalOptions { json: true, base64: true }, &store)
+            .await;
     assert_eq!(reply["status"], 200, "{reply}");
 
     let metrics = |n: &TestNode| n.ctx.metrics.render(Default::default());
@@ -299,8 +322,9 @@ async fn onion_three_hops_to_destination_node_both_enc_types() {
 async fn start_v4_server(key: IdentityKey) -> SocketAddr {
     async fn lsrpc(State(key): State<Arc<IdentityKey>>, body: Bytes) -> Vec<u8> {
         let entry = parse_entry_request(&body).unwrap();
-        let hop = HopKey::for_node(entry.enc_type, key.x25519_secret(), key.x25519_public(), &entry.ephemeral_key)
-            .unwrap();
+        let hop =
+            HopKey::for_node(entry.enc_type, key.x25519_secret(), key.x25519_public(), &entry.ephemeral_key)
+                .unwrap();
         let plaintext = hop.decrypt(entry.ciphertext).unwrap();
         let request = parse_v4_request(&plaintext).unwrap();
         let echo = json!({
@@ -308,7 +332,8 @@ async fn start_v4_server(key: IdentityKey) -> SocketAddr {
             "endpoint": request.endpoint,
             "body": String::from_utf8_lossy(request.body.unwrap_or_default()),
         });
-        let response = encode_v4_response(200, &[("content-type", "application/json")], echo.to_string().as_bytes());
+        let response =
+            encode_v4_response(200, &[("content-type", "application/json")], echo.to_string().as_bytes());
         seal_response(&hop, &[9; 24], &response, false)
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -347,7 +372,8 @@ async fn proxied(
         }),
         hop_no: None,
     };
-    let secrets: Vec<LayerSecrets> = (0..=path.len()).map(|_| LayerSecrets::random(&mut rand::rng())).collect();
+    let secrets: Vec<LayerSecrets> =
+        (0..=path.len()).map(|_| LayerSecrets::random(&mut rand::rng())).collect();
     let exit_secret = &secrets[1].ephemeral_secret;
     let exit_key = HopKey::for_client(
         enc_type,
@@ -357,7 +383,8 @@ async fn proxied(
     )
     .unwrap();
     let request = build_request(&spec, &secrets).unwrap();
-    let reply = reqwest::Client::new().post(url(path[0], "/onion_req/v2")).body(request.body).send().await.unwrap();
+    let reply =
+        reqwest::Client::new().post(url(path[0], "/onion_req/v2")).body(request.body).send().await.unwrap();
     let status = reply.status().as_u16();
     (status, reply.bytes().await.unwrap().to_vec(), request.response, exit_key)
 }
@@ -380,7 +407,8 @@ async fn onion_proxy_to_allowlisted_v4_server() {
     .await;
     for enc_type in [EncType::XChaCha20, EncType::AesGcm] {
         let path = [&nodes[0], &nodes[1], &nodes[2]];
-        let (status, body, response, _) = proxied(&path, "127.0.0.1", server.port(), &server_key, enc_type).await;
+        let (status, body, response, _) =
+            proxied(&path, "127.0.0.1", server.port(), &server_key, enc_type).await;
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         let plaintext = response.decrypt_body(&body).unwrap();
         let v4 = parse_v4_response(&plaintext).unwrap();
@@ -407,7 +435,8 @@ async fn onion_proxy_to_allowlisted_v4_server() {
     }
     // "localhost" is loopback too, and on no allowlist.
     let path = [&nodes[0], &nodes[2]];
-    let (status, body, _, exit_key) = proxied(&path, "localhost", server.port(), &server_key, EncType::XChaCha20).await;
+    let (status, body, _, exit_key) =
+        proxied(&path, "localhost", server.port(), &server_key, EncType::XChaCha20).await;
     refused(status, &body, &exit_key);
 }
 
@@ -439,7 +468,10 @@ async fn onion_errors_unknown_hop_garbage_and_hop_limit() {
     let request = build_request_random(&spec, &mut rand::rng()).unwrap();
     let reply = client.post(url(&nodes[0], "/onion_req/v2")).body(request.body).send().await.unwrap();
     assert_eq!(reply.status(), 502);
-    assert_eq!(reply.text().await.unwrap(), format!("Next node not found: {}", hex::encode(ghost_keys.ed25519)));
+    assert_eq!(
+        reply.text().await.unwrap(),
+        format!("Next node not found: {}", hex::encode(ghost_keys.ed25519))
+    );
 
     // Listed but unreachable next hop.
     let spec = RequestSpec { path: &path[..1], ..spec };
@@ -488,14 +520,22 @@ async fn onion_errors_unknown_hop_garbage_and_hop_limit() {
     // The relay receiver refuses a hop count past 15.
     let relayed = encode_combined_payload(
         &ciphertext,
-        format!(r#"{{"ephemeral_key":"{}","enc_type":"aes-gcm","hop_no":16}}"#, hex::encode(public)).as_bytes(),
+        format!(r#"{{"ephemeral_key":"{}","enc_type":"aes-gcm","hop_no":16}}"#, hex::encode(public))
+            .as_bytes(),
     )
     .unwrap();
     let reply = onion::handle_relayed(&nodes[0].ctx, &relayed).await;
     assert_eq!((reply.status, reply.body.as_slice()), (400, &b"onion request max path length exceeded"[..]));
     // Garbage on the relay endpoint, from a listed peer: still 400.
     let a_hex = nodes[1].record.pubkey_ed25519.clone();
-    let (status, _) =
-        raw_signed_post(&nodes[0], peer::ONION_PATH, nodes[1].ctx.identity.key(), &a_hex, now_ms(), b"\x07junk").await;
+    let (status, _) = raw_signed_post(
+        &nodes[0],
+        peer::ONION_PATH,
+        nodes[1].ctx.identity.key(),
+        &a_hex,
+        now_ms(),
+        b"\x07junk",
+    )
+    .await;
     assert_eq!(status, 400);
 }

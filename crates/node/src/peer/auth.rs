@@ -87,11 +87,25 @@ pub fn sign_request(
 ) -> SignedHeaders {
     let timestamp = timestamp_ms.to_string();
     let message = signed_message(method, path, &timestamp, sender_hex, recipient_hex, body);
-    SignedHeaders {
-        pubkey: sender_hex.to_owned(),
-        timestamp,
-        signature: STANDARD.encode(key.sign(&message)),
-    }
+    SignedHeaders { pubkey: sender_hex.to_owned(), timestamp, signature: STANDARD.encode(key.sign(&message)) }
+}
+
+/// A received request as the receiver sees it: the authentication headers (absent ones are
+/// `None`), method, path and body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// Request path.
+    pub path: &'a str,
+    /// `X-Node-Pubkey`.
+    pub pubkey: Option<&'a str>,
+    /// `X-Node-Timestamp`.
+    pub timestamp: Option<&'a str>,
+    /// `X-Node-Signature`.
+    pub signature: Option<&'a str>,
+    /// The raw body.
+    pub body: &'a [u8],
 }
 
 /// Checks a received request addressed to `own_hex` against the node list and our clock.
@@ -100,14 +114,11 @@ pub fn verify_request<'a>(
     nodes: &NodeList,
     own_hex: &str,
     now_ms: i64,
-    method: &str,
-    path: &str,
-    pubkey: Option<&'a str>,
-    timestamp: Option<&str>,
-    signature: Option<&str>,
-    body: &[u8],
+    request: &Received<'a>,
 ) -> Result<&'a str, AuthError> {
-    let (Some(pubkey), Some(timestamp), Some(signature)) = (pubkey, timestamp, signature) else {
+    let (Some(pubkey), Some(timestamp), Some(signature)) =
+        (request.pubkey, request.timestamp, request.signature)
+    else {
         return Err(AuthError::MissingHeaders);
     };
     if pubkey.len() != 64 || !pubkey.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
@@ -124,7 +135,7 @@ pub fn verify_request<'a>(
     if now_ms.abs_diff(ts) > MAX_CLOCK_SKEW_MS.unsigned_abs() {
         return Err(AuthError::Stale);
     }
-    let message = signed_message(method, path, timestamp, pubkey, own_hex, body);
+    let message = signed_message(request.method, request.path, timestamp, pubkey, own_hex, request.body);
     if verify_ed25519(&key, &message, &sig) { Ok(pubkey) } else { Err(AuthError::BadSignature) }
 }
 
@@ -138,7 +149,14 @@ fn parse_timestamp(text: &str) -> Option<i64> {
     text.parse().ok()
 }
 
-fn signed_message(method: &str, path: &str, timestamp: &str, sender: &str, recipient: &str, body: &[u8]) -> Vec<u8> {
+fn signed_message(
+    method: &str,
+    path: &str,
+    timestamp: &str,
+    sender: &str,
+    recipient: &str,
+    body: &[u8],
+) -> Vec<u8> {
     let body_hash = hex::encode(blake2b_32(&[], &[body]));
     let parts: [&[u8]; 7] = [
         DOMAIN,
@@ -186,29 +204,38 @@ mod tests {
         let list = NodeList::new(vec![record(&a), record(&b)]);
         let h = sign_request(&a, &a_hex, &b_hex, "POST", "/node/v1/rpc", 1_000_000, b"body");
         let check = |list: &NodeList, own: &str, now: i64, path: &str, body: &[u8], h: &SignedHeaders| {
-            verify_request(
-                list,
-                own,
-                now,
-                "POST",
+            let received = Received {
+                method: "POST",
                 path,
-                Some(&h.pubkey),
-                Some(&h.timestamp),
-                Some(&h.signature),
+                pubkey: Some(&h.pubkey),
+                timestamp: Some(&h.timestamp),
+                signature: Some(&h.signature),
                 body,
-            )
-            .map(str::to_owned)
+            };
+            verify_request(list, own, now, &received).map(str::to_owned)
         };
         assert_eq!(check(&list, &b_hex, 1_000_000, "/node/v1/rpc", b"body", &h), Ok(a_hex.clone()));
         assert_eq!(check(&list, &b_hex, 1_059_000, "/node/v1/rpc", b"body", &h), Ok(a_hex.clone()));
         assert_eq!(check(&list, &b_hex, 1_060_001, "/node/v1/rpc", b"body", &h), Err(AuthError::Stale));
         assert_eq!(check(&list, &b_hex, 939_999, "/node/v1/rpc", b"body", &h), Err(AuthError::Stale));
-        assert_eq!(check(&list, &b_hex, 1_000_000, "/node/v1/rpc", b"bodY", &h), Err(AuthError::BadSignature));
-        assert_eq!(check(&list, &b_hex, 1_000_000, "/node/v1/onion", b"body", &h), Err(AuthError::BadSignature));
+        assert_eq!(
+            check(&list, &b_hex, 1_000_000, "/node/v1/rpc", b"bodY", &h),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            check(&list, &b_hex, 1_000_000, "/node/v1/onion", b"body", &h),
+            Err(AuthError::BadSignature)
+        );
         // Addressed to b, replayed to a.
-        assert_eq!(check(&list, &a_hex, 1_000_000, "/node/v1/rpc", b"body", &h), Err(AuthError::BadSignature));
+        assert_eq!(
+            check(&list, &a_hex, 1_000_000, "/node/v1/rpc", b"body", &h),
+            Err(AuthError::BadSignature)
+        );
         let only_b = NodeList::new(vec![record(&b)]);
-        assert_eq!(check(&only_b, &b_hex, 1_000_000, "/node/v1/rpc", b"body", &h), Err(AuthError::UnknownSender));
+        assert_eq!(
+            check(&only_b, &b_hex, 1_000_000, "/node/v1/rpc", b"body", &h),
+            Err(AuthError::UnknownSender)
+        );
         let mut bad = h.clone();
         bad.timestamp = "-1000000".into();
         assert_eq!(check(&list, &b_hex, 1_000_000, "/node/v1/rpc", b"body", &bad), Err(AuthError::Malformed));
@@ -219,7 +246,19 @@ mod tests {
         bad.pubkey = a_hex.to_uppercase();
         assert_eq!(check(&list, &b_hex, 1_000_000, "/node/v1/rpc", b"body", &bad), Err(AuthError::Malformed));
         assert_eq!(
-            verify_request(&list, &b_hex, 0, "POST", "/", None, Some("1"), Some("x"), b""),
+            verify_request(
+                &list,
+                &b_hex,
+                0,
+                &Received {
+                    method: "POST",
+                    path: "/",
+                    pubkey: None,
+                    timestamp: Some("1"),
+                    signature: Some("x"),
+                    body: b""
+                }
+            ),
             Err(AuthError::MissingHeaders)
         );
         assert_eq!(AuthError::UnknownSender.status(), 403);

@@ -168,7 +168,8 @@ impl PeerClient {
         let Ok(body) = serde_json::to_vec(&Body { method, params }) else { return PeerReply::BadResponse };
         match self.post(peer, RPC_PATH, body, RPC_TIMEOUT).await {
             Ok(reply) => {
-                let is_json = reply.content_type.as_deref().is_some_and(|t| t.starts_with("application/json"));
+                let is_json =
+                    reply.content_type.as_deref().is_some_and(|t| t.starts_with("application/json"));
                 let body = if is_json {
                     serde_json::from_slice(&reply.body).ok()
                 } else {
@@ -232,7 +233,8 @@ impl PeerClient {
     /// POSTs `body` to a server for the onion proxy (network §7.4): `application/octet-stream`,
     /// no redirects, 25 s timeout, certificates verified for https.
     pub async fn proxy_post(&self, url: reqwest::Url, body: Vec<u8>) -> Result<HttpReply, PeerError> {
-        let request = self.inner.proxy.post(url).header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
+        let request =
+            self.inner.proxy.post(url).header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
         let response = request.body(body).send().await.map_err(transport_error)?;
         read_reply(response).await
     }
@@ -248,7 +250,8 @@ impl PeerClient {
         if reply.status != 200 {
             return Err(PeerError::Refused(reply.status));
         }
-        let parsed: MessagesReply = serde_json::from_slice(&reply.body).map_err(|_| PeerError::BadResponse)?;
+        let parsed: MessagesReply =
+            serde_json::from_slice(&reply.body).map_err(|_| PeerError::BadResponse)?;
         Ok(parsed.inserted)
     }
 
@@ -324,7 +327,9 @@ fn content_type_for(path: &str) -> &'static str {
 }
 
 fn unix_now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn transport_error(e: reqwest::Error) -> PeerError {

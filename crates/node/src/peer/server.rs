@@ -64,12 +64,8 @@ async fn messages(State(ctx): State<Arc<NodeContext>>, headers: HeaderMap, body:
     };
     let received = request.messages.len();
     let now = ctx.now_ms();
-    let valid: Vec<_> = request
-        .messages
-        .iter()
-        .filter_map(|m| m.decode().ok())
-        .filter(|(_, m)| m.expiry_ms > now)
-        .collect();
+    let valid: Vec<_> =
+        request.messages.iter().filter_map(|m| m.decode().ok()).filter(|(_, m)| m.expiry_ms > now).collect();
     let rejected = received - valid.len();
     match ctx.store.bulk_insert(valid).await {
         Ok(inserted) => {
@@ -87,17 +83,15 @@ async fn messages(State(ctx): State<Arc<NodeContext>>, headers: HeaderMap, body:
 fn authenticate(ctx: &NodeContext, path: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), AuthError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let nodes = ctx.node_list();
-    let result = auth::verify_request(
-        &nodes,
-        ctx.identity.ed25519_hex(),
-        ctx.now_ms(),
-        "POST",
+    let received = auth::Received {
+        method: "POST",
         path,
-        header(auth::PUBKEY_HEADER),
-        header(auth::TIMESTAMP_HEADER),
-        header(auth::SIGNATURE_HEADER),
+        pubkey: header(auth::PUBKEY_HEADER),
+        timestamp: header(auth::TIMESTAMP_HEADER),
+        signature: header(auth::SIGNATURE_HEADER),
         body,
-    );
+    };
+    let result = auth::verify_request(&nodes, ctx.identity.ed25519_hex(), ctx.now_ms(), &received);
     if let Err(e) = result {
         tracing::debug!(error = %e, path, "peer request refused");
     }

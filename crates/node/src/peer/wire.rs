@@ -83,7 +83,8 @@ impl WireMessage {
         if MessageHash::compute(account.as_bytes(), namespace, &data) != hash {
             return Err(WireError::HashMismatch);
         }
-        let message = StoredMessage { hash, namespace, timestamp_ms: self.timestamp, expiry_ms: self.expiry, data };
+        let message =
+            StoredMessage { hash, namespace, timestamp_ms: self.timestamp, expiry_ms: self.expiry, data };
         Ok((account, message))
     }
 
