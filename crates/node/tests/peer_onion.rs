@@ -17,6 +17,7 @@ use session_node::identity::NodeIdentity;
 use session_node::metrics::Metrics;
 use session_node::nodelist::{NodeList, NodeRecord};
 use session_node::peer::{self, PeerClient, PeerReply, auth};
+use session_node::server::{self, tls};
 use session_node::store::{RetrieveLimits, Store, StoreOptions, StoredMessage};
 use session_node::{AccountKey, NodeContext, onion};
 use session_protocol::IdentityKey;
@@ -45,7 +46,8 @@ impl TestNode {
 }
 
 /// Binds `n` listeners, builds a context for each with `config`, gives every node the list of all
-/// of them (plus `extra` records), and serves `/onion_req/v2` and the channel routes.
+/// of them (plus `extra` records), and serves `/onion_req/v2` and the channel routes (over HTTPS
+/// with a self-signed certificate when the config says `tls`).
 async fn start_nodes(n: usize, config: impl Fn(usize) -> NodeConfig, extra: &[NodeRecord]) -> Vec<TestNode> {
     let mut pending = Vec::new();
     for i in 0..n {
@@ -53,24 +55,30 @@ async fn start_nodes(n: usize, config: impl Fn(usize) -> NodeConfig, extra: &[No
         let port = listener.local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let identity = NodeIdentity::load_or_create(dir.path()).unwrap();
-        let record = record_for(identity.key(), port);
-        pending.push((i, listener, dir, identity, record));
+        let mut record = record_for(identity.key(), port);
+        let config = config(i);
+        record.tls = config.tls;
+        pending.push((config, listener, dir, identity, record));
     }
     let mut records: Vec<NodeRecord> = pending.iter().map(|p| p.4.clone()).collect();
     records.extend_from_slice(extra);
     let mut nodes = Vec::new();
-    for (i, listener, dir, identity, record) in pending {
+    for (config, listener, dir, identity, record) in pending {
         let store =
             Store::open(dir.path(), StoreOptions { max_db_bytes: 1 << 30, read_connections: 2 }).unwrap();
         let ctx = Arc::new(NodeContext {
             peers: PeerClient::new(identity.clone()).unwrap(),
             identity,
-            config: config(i),
+            config,
             nodes: ArcSwap::from_pointee(NodeList::new(records.clone())),
             store,
             metrics: Metrics::default(),
         });
-        tokio::spawn(axum::serve(listener, app(ctx.clone())).into_future());
+        let tls = ctx.config.tls.then(|| tls::server_config(dir.path()).unwrap());
+        // The shutdown sender lives as long as the test's runtime.
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        std::mem::forget(shutdown);
+        tokio::spawn(server::serve(listener, tls, app(ctx.clone()), shutdown_rx));
         nodes.push(TestNode { ctx, record, _dir: dir });
     }
     nodes
@@ -96,7 +104,14 @@ fn record_for(key: &IdentityKey, port: u16) -> NodeRecord {
 }
 
 fn url(node: &TestNode, path: &str) -> String {
-    format!("http://127.0.0.1:{}{path}", node.record.storage_port)
+    let scheme = if node.record.tls { "https" } else { "http" };
+    format!("{scheme}://127.0.0.1:{}{path}", node.record.storage_port)
+}
+
+/// A client like a Session client's: does not verify node certificates.
+fn http() -> reqwest::Client {
+    tls::install_crypto_provider();
+    reqwest::Client::builder().tls_danger_accept_invalid_certs(true).build().unwrap()
 }
 
 fn now_ms() -> i64 {
@@ -129,7 +144,7 @@ async fn raw_signed_post(
     body: &[u8],
 ) -> (u16, String) {
     let h = auth::sign_request(signer, claimed, &to.record.pubkey_ed25519, "POST", path, timestamp, body);
-    let reply = reqwest::Client::new()
+    let reply = http()
         .post(url(to, path))
         .header(auth::PUBKEY_HEADER, h.pubkey)
         .header(auth::TIMESTAMP_HEADER, h.timestamp)
@@ -230,7 +245,7 @@ async fn channel_rejects_unknown_forged_and_stale() {
     // Signed by a for a different path.
     let h =
         auth::sign_request(a_key, &a_hex, &b.record.pubkey_ed25519, "POST", peer::ONION_PATH, now_ms(), body);
-    let status = reqwest::Client::new()
+    let status = http()
         .post(url(b, peer::RPC_PATH))
         .header(auth::PUBKEY_HEADER, h.pubkey)
         .header(auth::TIMESTAMP_HEADER, h.timestamp)
@@ -245,8 +260,7 @@ async fn channel_rejects_unknown_forged_and_stale() {
     assert_eq!(raw_signed_post(b, peer::RPC_PATH, a_key, &a_hex, now_ms() - 61_000, body).await.0, 401);
     assert_eq!(raw_signed_post(b, peer::RPC_PATH, a_key, &a_hex, now_ms() + 61_000, body).await.0, 401);
     // No headers at all.
-    let status =
-        reqwest::Client::new().post(url(b, peer::MESSAGES_PATH)).body("{}").send().await.unwrap().status();
+    let status = http().post(url(b, peer::MESSAGES_PATH)).body("{}").send().await.unwrap().status();
     assert_eq!(status, 401);
     // And the genuine article passes authentication (the RPC layer then parses the params).
     let (status, text) = raw_signed_post(b, peer::RPC_PATH, a_key, &a_hex, now_ms(), body).await;
@@ -271,12 +285,24 @@ async fn onion_rpc(
         hop_no: None,
     };
     let request = build_request_random(&spec, &mut rand::rng()).unwrap();
-    let reply =
-        reqwest::Client::new().post(url(path[0], "/onion_req/v2")).body(request.body).send().await.unwrap();
+    let reply = http().post(url(path[0], "/onion_req/v2")).body(request.body).send().await.unwrap();
     assert_eq!(reply.status(), 200);
     let bytes = reply.bytes().await.unwrap();
     let plaintext = request.response.decrypt_body(&bytes).unwrap();
     serde_json::from_slice(&plaintext).unwrap()
+}
+
+#[tokio::test]
+async fn onion_and_channel_over_tls_peers() {
+    // Nodes 1 and 2 serve HTTPS with self-signed certificates; the channel does not verify them.
+    let nodes = start_nodes(4, |i| NodeConfig { tls: i == 1 || i == 2, ..NodeConfig::default() }, &[]).await;
+    assert!(nodes[1].record.tls && !nodes[0].record.tls);
+    let path = [&nodes[0], &nodes[1], &nodes[2]];
+    let info = json!({"method": "info", "params": {}});
+    let reply = onion_rpc(&path, &nodes[3], EncType::XChaCha20, FinalOptions::default(), &info).await;
+    assert_eq!(reply["status"], 200, "{reply}");
+    let reply = nodes[3].ctx.peers.forward_rpc(&nodes[2].record, "info", &json!({})).await;
+    assert!(matches!(reply, PeerReply::Answered { status: 400, .. }), "{reply:?}");
 }
 
 #[tokio::test]
@@ -383,8 +409,7 @@ async fn proxied(
     )
     .unwrap();
     let request = build_request(&spec, &secrets).unwrap();
-    let reply =
-        reqwest::Client::new().post(url(path[0], "/onion_req/v2")).body(request.body).send().await.unwrap();
+    let reply = http().post(url(path[0], "/onion_req/v2")).body(request.body).send().await.unwrap();
     let status = reply.status().as_u16();
     (status, reply.bytes().await.unwrap().to_vec(), request.response, exit_key)
 }
@@ -452,7 +477,7 @@ async fn onion_errors_unknown_hop_garbage_and_hop_limit() {
         record_for(&dead_key, port)
     };
     let nodes = start_nodes(2, |_| NodeConfig::default(), &[dead]).await;
-    let client = reqwest::Client::new();
+    let client = http();
     let info = serde_json::to_vec(&json!({"method": "info", "params": {}})).unwrap();
     let ghost_keys = NodeKeys { ed25519: ghost.ed25519_public(), x25519: *ghost.x25519_public() };
     let dead_keys = NodeKeys { ed25519: dead_key.ed25519_public(), x25519: *dead_key.x25519_public() };

@@ -127,9 +127,9 @@ struct Inner {
 
 impl PeerClient {
     /// A client that signs with the node's identity. Installs rustls' ring provider as the
-    /// process default if none is installed yet.
+    /// process default if none is installed yet (reqwest uses the default provider).
     pub fn new(identity: NodeIdentity) -> Result<Self, PeerError> {
-        install_crypto_provider();
+        crate::server::tls::install_crypto_provider();
         let peers = reqwest::Client::builder()
             .tls_backend_rustls()
             .tls_danger_accept_invalid_certs(true)
@@ -308,12 +308,6 @@ fn proxy_client(roots: Option<Vec<reqwest::Certificate>>) -> Result<reqwest::Cli
         builder = builder.tls_certs_only(roots);
     }
     builder.build()
-}
-
-/// Installs rustls' ring provider as the process default (a no-op if one is installed).
-pub fn install_crypto_provider() {
-    // An error only says a provider is already installed; there is only ring in this build.
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// `http(s)://ip:port/path` of a peer.
