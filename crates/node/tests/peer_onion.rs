@@ -564,3 +564,76 @@ async fn onion_errors_unknown_hop_garbage_and_hop_limit() {
     .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn full_server_onion_three_hops_and_forwarded_store() {
+    // Four nodes started as the binary starts them, sharing one node-list file.
+    let list_dir = tempfile::tempdir().unwrap();
+    let list_file = list_dir.path().join("nodes.json");
+    let mut dirs = Vec::new();
+    let mut running = Vec::new();
+    for _ in 0..4 {
+        let dir = tempfile::tempdir().unwrap();
+        let config = NodeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_owned(),
+            node_list_file: Some(list_file.clone()),
+            ..NodeConfig::default()
+        };
+        running.push(session_node::node::start(config).await.unwrap());
+        dirs.push(dir);
+    }
+    let records: Vec<NodeRecord> =
+        running.iter().map(|n| record_for(n.ctx.identity.key(), n.addr.port())).collect();
+    let file = json!({ "service_node_states": records });
+    std::fs::write(&list_file, serde_json::to_vec(&file).unwrap()).unwrap();
+    for _ in 0..100 {
+        if running.iter().all(|n| n.ctx.node_list().nodes().len() == 4) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(running.iter().all(|n| n.ctx.node_list().nodes().len() == 4), "node list not loaded");
+
+    let keys: Vec<NodeKeys> = records
+        .iter()
+        .map(|r| NodeKeys { ed25519: r.ed25519().unwrap(), x25519: r.x25519().unwrap() })
+        .collect();
+    let acct = account(0x42);
+    let store = serde_json::to_vec(&json!({"method": "store", "params": {
+        "pubkey": acct.to_hex(), "ttl": 600_000, "timestamp": now_ms(), "data": STANDARD.encode(b"everywhere")}}))
+    .unwrap();
+    for enc_type in [EncType::XChaCha20, EncType::AesGcm] {
+        let spec = RequestSpec {
+            enc_type,
+            path: &keys[..3],
+            destination: Destination::Snode {
+                node: keys[3],
+                body: &store,
+                options: FinalOptions { json: true, base64: true },
+            },
+            hop_no: None,
+        };
+        let request = build_request_random(&spec, &mut rand::rng()).unwrap();
+        let reply = http()
+            .post(format!("{}/onion_req/v2", running[0].url()))
+            .body(request.body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+        let plaintext = request.response.decrypt_body(&reply.bytes().await.unwrap()).unwrap();
+        let reply: Value = serde_json::from_slice(&plaintext).unwrap();
+        assert_eq!(reply["status"], 200, "{reply}");
+        // The destination forwarded the store to the other three members over the channel.
+        let swarm = reply["body"]["swarm"].as_object().unwrap();
+        assert_eq!(swarm.len(), 4, "{reply}");
+        assert!(swarm.values().all(|r| r.get("failed").is_none()), "{reply}");
+    }
+    let metrics =
+        http().get(format!("{}/metrics", running[1].url())).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("session_node_onion_relayed_total 2"), "{metrics}");
+    for node in running {
+        node.shutdown().await;
+    }
+}
