@@ -542,6 +542,28 @@ async fn onion_errors_unknown_hop_garbage_and_hop_limit() {
     let reply: Value = serde_json::from_slice(&hop.decrypt(&sealed).unwrap()).unwrap();
     assert_eq!(reply, json!({"status": 400, "body": "Invalid json"}));
 
+    // Random bytes, and random ciphertexts in well-formed envelopes, straight into the handlers.
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for i in 0..300usize {
+        let mut junk = vec![0u8; i % 97];
+        rng.fill_bytes(&mut junk);
+        let enveloped = encode_combined_payload(
+            &junk,
+            format!(
+                r#"{{"ephemeral_key":"{}","enc_type":"{}"}}"#,
+                hex::encode(public),
+                ["aes-gcm", "xchacha20"][i % 2]
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        for body in [&junk, &enveloped] {
+            assert_eq!(onion::handle(&nodes[0].ctx, body).await.status, 400);
+            assert_eq!(onion::handle_relayed(&nodes[0].ctx, body).await.status, 400);
+        }
+    }
+
     // The relay receiver refuses a hop count past 15.
     let relayed = encode_combined_payload(
         &ciphertext,
