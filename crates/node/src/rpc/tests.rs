@@ -32,6 +32,10 @@ struct Harness {
 }
 
 fn harness() -> Harness {
+    harness_with_cap(1 << 30)
+}
+
+fn harness_with_cap(max_db_bytes: u64) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let identity = NodeIdentity::new(IdentityKey::from_seed_bytes(&[42u8; 32]));
     let other = IdentityKey::from_seed_bytes(&[43u8; 32]);
@@ -53,7 +57,7 @@ fn harness() -> Harness {
             swarm_id: OTHER_SWARM,
         },
     ];
-    let store = Store::open(dir.path(), StoreOptions { max_db_bytes: 1 << 30, read_connections: 2 }).unwrap();
+    let store = Store::open(dir.path(), StoreOptions { max_db_bytes, read_connections: 2 }).unwrap();
     let ctx = NodeContext {
         identity,
         config: NodeConfig::default(),
@@ -1036,6 +1040,32 @@ async fn forwarded_store_runs_locally() {
     let hash = MessageHash::compute(&c.pubkey, Namespace(0), b"for");
     assert_eq!(body["hash"], json!(hash.as_str()));
     assert_node_signed(&h, &body, NodeResultToSign::Store { hash: &hash });
+}
+
+#[tokio::test]
+async fn full_database_gives_query_failure() {
+    let h = harness_with_cap(512 * 1024);
+    let c = client(&h, 0x05, true);
+    let now = h.ctx.now_ms();
+    let mut last = (0, Value::Null);
+    for i in 0..20u8 {
+        let data = STANDARD.encode(vec![i; 70_000]);
+        last = call(&h, "store", json!({"pubkey": c.pubkey_hex(), "timestamp": now, "ttl": 60000, "data": data})).await;
+        if last.0 != 200 {
+            break;
+        }
+    }
+    let (status, body) = last;
+    assert_eq!(status, 500, "{body}");
+    let mine = &body["swarm"][own_hex(&h)];
+    assert_eq!(mine["failed"], json!(true));
+    assert_eq!(mine["query_failure"], json!(true));
+    assert!(body.get("hash").is_none() && body["t"].is_i64());
+    // Forwarded: the failure shape at top level, status 500.
+    let data = STANDARD.encode(vec![99u8; 70_000]);
+    let p = json!({"pubkey": c.pubkey_hex(), "timestamp": now, "ttl": 60000, "data": data});
+    let (status, body) = call_as(&h, "store", p, Origin::Forwarded).await;
+    assert_eq!((status, body), (500, json!({"failed": true, "query_failure": true})));
 }
 
 #[test]
