@@ -107,9 +107,7 @@ CREATE VIEW owned_messages AS
 pub(super) fn open_writer(dir: &Path, max_db_bytes: u64) -> Result<(Connection, u64), StoreError> {
     let conn = Connection::open_with_flags(
         dir.join(DB_FILE),
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     common_setup(&conn)?;
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
