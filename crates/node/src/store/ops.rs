@@ -409,14 +409,15 @@ const INSERT_SPARE_PAGES: i64 = 6;
 /// keeps the failure to this one write. The estimate is conservative (each page holds somewhat
 /// less than `page_size` bytes of payload).
 fn ensure_room(conn: &Connection, data_len: usize) -> Result<(), StoreError> {
-    let pragma =
-        |sql: &str| -> rusqlite::Result<i64> { conn.prepare_cached(sql)?.query_row([], |row| row.get(0)) };
-    let max_pages = pragma("PRAGMA max_page_count")?;
-    let used_pages = pragma("PRAGMA page_count")? - pragma("PRAGMA freelist_count")?;
-    let page_size = pragma("PRAGMA page_size")?.max(512);
+    let (used_pages, max_pages, page_size): (i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT page_count - freelist_count, max_page_count, page_size \
+             FROM pragma_page_count, pragma_freelist_count, pragma_max_page_count, pragma_page_size",
+        )?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
     let row_bytes = i64::try_from(data_len).unwrap_or(i64::MAX).saturating_add(128);
     // Overflow pages carry page_size − 4 bytes each.
-    let payload_pages = row_bytes / (page_size - 4) + 1;
+    let payload_pages = row_bytes / (page_size.max(512) - 4) + 1;
     if used_pages.saturating_add(payload_pages).saturating_add(INSERT_SPARE_PAGES) > max_pages {
         return Err(StoreError::Full);
     }
