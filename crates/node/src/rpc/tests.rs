@@ -47,6 +47,7 @@ fn harness_with_cap(max_db_bytes: u64) -> Harness {
             storage_port: 22021,
             storage_lmq_port: 22020,
             swarm_id: OUR_SWARM,
+            tls: false,
         },
         NodeRecord {
             pubkey_ed25519: hex::encode(other.ed25519_public()),
@@ -55,15 +56,17 @@ fn harness_with_cap(max_db_bytes: u64) -> Harness {
             storage_port: 22031,
             storage_lmq_port: 22030,
             swarm_id: OTHER_SWARM,
+            tls: false,
         },
     ];
     let store = Store::open(dir.path(), StoreOptions { max_db_bytes, read_connections: 2 }).unwrap();
+    let peers = PeerClient::new(identity.clone()).expect("peer client");
     let ctx = NodeContext {
         identity,
         config: NodeConfig::default(),
         nodes: ArcSwap::from_pointee(NodeList::new(nodes)),
         store,
-        peers: PeerClient::default(),
+        peers,
         metrics: Metrics::default(),
     };
     Harness { ctx, _dir: dir }
