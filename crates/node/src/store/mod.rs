@@ -191,7 +191,11 @@ impl Store {
 
     /// Stores a message; a duplicate hash only raises the stored expiry. A store into a public
     /// outbox namespace first deletes the account's other messages there (network §3.1).
-    pub async fn store(&self, account: AccountKey, message: StoredMessage) -> Result<StoreOutcome, StoreError> {
+    pub async fn store(
+        &self,
+        account: AccountKey,
+        message: StoredMessage,
+    ) -> Result<StoreOutcome, StoreError> {
         self.write(move |conn| ops::store(conn, &account, &message)).await
     }
 
@@ -211,7 +215,8 @@ impl Store {
         limits: RetrieveLimits,
         now_ms: i64,
     ) -> Result<Retrieved, StoreError> {
-        self.read(move |conn| ops::retrieve(conn, &account, namespace, last_hash.as_ref(), limits, now_ms)).await
+        self.read(move |conn| ops::retrieve(conn, &account, namespace, last_hash.as_ref(), limits, now_ms))
+            .await
     }
 
     /// Deletes these hashes of `account` (any namespace); returns the deleted ones, sorted.
@@ -278,7 +283,12 @@ impl Store {
 
     /// Adds tokens to the account's revocation list (keeps the 50 newest; a token revoked again
     /// counts as revoked at `now_ms`).
-    pub async fn revoke(&self, account: AccountKey, tokens: Vec<[u8; 36]>, now_ms: i64) -> Result<(), StoreError> {
+    pub async fn revoke(
+        &self,
+        account: AccountKey,
+        tokens: Vec<[u8; 36]>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         self.write(move |conn| ops::revoke(conn, &account, &tokens, now_ms)).await
     }
 
@@ -371,7 +381,9 @@ pub fn spawn_expiry_task(store: Store) -> tokio::task::JoinHandle<()> {
 
 /// The wall clock in ms since the Unix epoch.
 fn unix_now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Shared state behind the handles.

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use session_protocol::message_hash::{MessageHash, Namespace};
 use session_protocol::rpc_sign::{ExpireMode, NamespaceSelector};
 
-use super::{ExpireOutcome, Retrieved, RetrieveLimits, StoreError, StoreOutcome, StoreStats, StoredMessage};
+use super::{ExpireOutcome, RetrieveLimits, Retrieved, StoreError, StoreOutcome, StoreStats, StoredMessage};
 use crate::AccountKey;
 
 /// Fixed per-message overhead in retrieve's size estimate (network §4.2).
@@ -26,7 +26,11 @@ pub(super) const CLEAN_CHUNK: usize = 2000;
 
 /// Stores one message; a duplicate hash only raises the expiry (network §4.1). A store into a
 /// public-outbox namespace first deletes the owner's other messages there (network §3.1).
-pub(super) fn store(conn: &Connection, account: &AccountKey, msg: &StoredMessage) -> Result<StoreOutcome, StoreError> {
+pub(super) fn store(
+    conn: &Connection,
+    account: &AccountKey,
+    msg: &StoredMessage,
+) -> Result<StoreOutcome, StoreError> {
     let existing: Option<(i64, i64)> = conn
         .prepare_cached("SELECT id, expiry FROM messages WHERE hash = ?1")?
         .query_row([msg.hash.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -39,13 +43,14 @@ pub(super) fn store(conn: &Connection, account: &AccountKey, msg: &StoredMessage
         return Ok(StoreOutcome { new: false, expiry_ms: msg.expiry_ms });
     }
 
-    if msg.namespace.is_public_outbox() {
-        // Before the owner lookup: deleting the owner's last message removes the owner row.
-        if let Some(owner) = owner_id(conn, account)? {
-            conn.prepare_cached("DELETE FROM messages WHERE owner = ?1 AND namespace = ?2")?
-                .execute((owner, msg.namespace.0))?;
-        }
+    // Before the owner lookup: deleting the owner's last message removes the owner row.
+    if msg.namespace.is_public_outbox()
+        && let Some(owner) = owner_id(conn, account)?
+    {
+        conn.prepare_cached("DELETE FROM messages WHERE owner = ?1 AND namespace = ?2")?
+            .execute((owner, msg.namespace.0))?;
     }
+    ensure_room(conn, msg.data.len())?;
     let owner = owner_id_or_create(conn, account)?;
     conn.prepare_cached(
         "INSERT INTO messages (hash, owner, namespace, timestamp, expiry, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -57,28 +62,39 @@ pub(super) fn store(conn: &Connection, account: &AccountKey, msg: &StoredMessage
 /// Inserts messages from a peer, skipping hashes already stored (`ON CONFLICT DO NOTHING`).
 /// A public-outbox message is kept only when it is newer than the one already there, so the
 /// outbox keeps holding a single message. Returns how many were inserted.
-pub(super) fn bulk_insert(conn: &Connection, messages: &[(AccountKey, StoredMessage)]) -> Result<usize, StoreError> {
+pub(super) fn bulk_insert(
+    conn: &Connection,
+    messages: &[(AccountKey, StoredMessage)],
+) -> Result<usize, StoreError> {
     let mut inserted = 0;
     for (account, msg) in messages {
-        if msg.namespace.is_public_outbox() {
-            if let Some(owner) = owner_id(conn, account)? {
-                let newest: Option<i64> = conn
-                    .prepare_cached("SELECT max(timestamp) FROM messages WHERE owner = ?1 AND namespace = ?2")?
-                    .query_row((owner, msg.namespace.0), |row| row.get(0))?;
-                if newest.is_some_and(|ts| ts >= msg.timestamp_ms) {
-                    continue;
-                }
-                conn.prepare_cached("DELETE FROM messages WHERE owner = ?1 AND namespace = ?2")?
-                    .execute((owner, msg.namespace.0))?;
+        if msg.namespace.is_public_outbox()
+            && let Some(owner) = owner_id(conn, account)?
+        {
+            let newest: Option<i64> = conn
+                .prepare_cached("SELECT max(timestamp) FROM messages WHERE owner = ?1 AND namespace = ?2")?
+                .query_row((owner, msg.namespace.0), |row| row.get(0))?;
+            if newest.is_some_and(|ts| ts >= msg.timestamp_ms) {
+                continue;
             }
+            conn.prepare_cached("DELETE FROM messages WHERE owner = ?1 AND namespace = ?2")?
+                .execute((owner, msg.namespace.0))?;
         }
+        ensure_room(conn, msg.data.len())?;
         let owner = owner_id_or_create(conn, account)?;
         inserted += conn
             .prepare_cached(
                 "INSERT INTO messages (hash, owner, namespace, timestamp, expiry, data) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (hash) DO NOTHING",
             )?
-            .execute((msg.hash.as_str(), owner, msg.namespace.0, msg.timestamp_ms, msg.expiry_ms, &msg.data[..]))?;
+            .execute((
+                msg.hash.as_str(),
+                owner,
+                msg.namespace.0,
+                msg.timestamp_ms,
+                msg.expiry_ms,
+                &msg.data[..],
+            ))?;
     }
     Ok(inserted)
 }
@@ -187,8 +203,12 @@ pub(super) fn expire(
     };
     let sql = match mode {
         ExpireMode::Set => "UPDATE messages SET expiry = ?1 WHERE hash = ?2 AND owner = ?3",
-        ExpireMode::Shorten => "UPDATE messages SET expiry = ?1 WHERE hash = ?2 AND owner = ?3 AND expiry > ?1",
-        ExpireMode::Extend => "UPDATE messages SET expiry = ?1 WHERE hash = ?2 AND owner = ?3 AND expiry < ?1",
+        ExpireMode::Shorten => {
+            "UPDATE messages SET expiry = ?1 WHERE hash = ?2 AND owner = ?3 AND expiry > ?1"
+        }
+        ExpireMode::Extend => {
+            "UPDATE messages SET expiry = ?1 WHERE hash = ?2 AND owner = ?3 AND expiry < ?1"
+        }
     };
     let mut updated = BTreeMap::new();
     {
@@ -206,7 +226,9 @@ pub(super) fn expire(
             if updated.contains_key(hash) || unchanged.contains_key(hash) {
                 continue;
             }
-            if let Some(current) = stmt.query_row((hash.as_str(), owner), |row| row.get::<_, i64>(0)).optional()? {
+            if let Some(current) =
+                stmt.query_row((hash.as_str(), owner), |row| row.get::<_, i64>(0)).optional()?
+            {
                 unchanged.insert(*hash, current);
             }
         }
@@ -216,7 +238,12 @@ pub(super) fn expire(
 
 /// Adds revocations (creating the owner row if needed); a token revoked again gets the newer
 /// timestamp. The `revoked_autoclean` trigger keeps the 50 newest.
-pub(super) fn revoke(conn: &Connection, account: &AccountKey, tokens: &[[u8; 36]], now_ms: i64) -> Result<(), StoreError> {
+pub(super) fn revoke(
+    conn: &Connection,
+    account: &AccountKey,
+    tokens: &[[u8; 36]],
+    now_ms: i64,
+) -> Result<(), StoreError> {
     if tokens.is_empty() {
         return Ok(());
     }
@@ -233,7 +260,11 @@ pub(super) fn revoke(conn: &Connection, account: &AccountKey, tokens: &[[u8; 36]
 }
 
 /// Removes revocations; returns how many existed.
-pub(super) fn unrevoke(conn: &Connection, account: &AccountKey, tokens: &[[u8; 36]]) -> Result<usize, StoreError> {
+pub(super) fn unrevoke(
+    conn: &Connection,
+    account: &AccountKey,
+    tokens: &[[u8; 36]],
+) -> Result<usize, StoreError> {
     let Some(owner) = owner_id(conn, account)? else {
         return Ok(0);
     };
@@ -282,7 +313,8 @@ pub(super) fn retrieve(
     };
     let max_count = limits.max_count.map(|count| count.max(1));
     // One extra row tells whether the count limit cut the list short.
-    let sql_limit = max_count.map_or(-1, |count| i64::try_from(count).unwrap_or(i64::MAX - 1).saturating_add(1));
+    let sql_limit =
+        max_count.map_or(-1, |count| i64::try_from(count).unwrap_or(i64::MAX - 1).saturating_add(1));
 
     let mut stmt = conn.prepare_cached(
         "SELECT hash, timestamp, expiry, data FROM messages \
@@ -335,7 +367,11 @@ pub(super) fn expiries(
 }
 
 /// True when `token` is in the owner's revocation list.
-pub(super) fn is_revoked(conn: &Connection, account: &AccountKey, token: &[u8; 36]) -> Result<bool, StoreError> {
+pub(super) fn is_revoked(
+    conn: &Connection,
+    account: &AccountKey,
+    token: &[u8; 36],
+) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM revoked_subaccounts JOIN owners ON revoked_subaccounts.owner = owners.id \
@@ -348,16 +384,45 @@ pub(super) fn is_revoked(conn: &Connection, account: &AccountKey, token: &[u8; 3
 
 /// Message count and bytes in use.
 pub(super) fn stats(conn: &Connection, page_size: u64) -> Result<StoreStats, StoreError> {
-    let messages: i64 = conn.prepare_cached("SELECT COUNT(*) FROM messages")?.query_row([], |row| row.get(0))?;
+    let messages: i64 =
+        conn.prepare_cached("SELECT COUNT(*) FROM messages")?.query_row([], |row| row.get(0))?;
     let pages: i64 = conn.prepare_cached("PRAGMA page_count")?.query_row([], |row| row.get(0))?;
     let free: i64 = conn.prepare_cached("PRAGMA freelist_count")?.query_row([], |row| row.get(0))?;
     let used_pages = u64::try_from(pages.saturating_sub(free)).unwrap_or(0);
-    Ok(StoreStats { messages: u64::try_from(messages).unwrap_or(0), db_bytes: used_pages.saturating_mul(page_size) })
+    Ok(StoreStats {
+        messages: u64::try_from(messages).unwrap_or(0),
+        db_bytes: used_pages.saturating_mul(page_size),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
+
+/// Pages a new message may need besides its payload: a leaf split in the table and in each of
+/// the three indexes on messages, plus an owner row and its index entry.
+const INSERT_SPARE_PAGES: i64 = 6;
+
+/// Fails with [`StoreError::Full`] when inserting a message of `data_len` bytes might push the
+/// database past `max_page_count`. SQLite would report that as `SQLITE_FULL` too, but it rolls
+/// back the whole transaction for it, and with it every other write of the group; checking first
+/// keeps the failure to this one write. The estimate is conservative (each page holds somewhat
+/// less than `page_size` bytes of payload).
+fn ensure_room(conn: &Connection, data_len: usize) -> Result<(), StoreError> {
+    let (used_pages, max_pages, page_size): (i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT page_count - freelist_count, max_page_count, page_size \
+             FROM pragma_page_count, pragma_freelist_count, pragma_max_page_count, pragma_page_size",
+        )?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let row_bytes = i64::try_from(data_len).unwrap_or(i64::MAX).saturating_add(128);
+    // Overflow pages carry page_size − 4 bytes each.
+    let payload_pages = row_bytes / (page_size.max(512) - 4) + 1;
+    if used_pages.saturating_add(payload_pages).saturating_add(INSERT_SPARE_PAGES) > max_pages {
+        return Err(StoreError::Full);
+    }
+    Ok(())
+}
 
 /// The owner row id of an account, if it has one.
 fn owner_id(conn: &Connection, account: &AccountKey) -> rusqlite::Result<Option<i64>> {
@@ -394,7 +459,8 @@ fn returning_pairs(
 /// Reads a stored hash column.
 fn hash_from_row(row: &Row<'_>, index: usize) -> rusqlite::Result<MessageHash> {
     let text = row.get_ref(index)?.as_bytes()?;
-    MessageHash::from_ascii(text).map_err(|err| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(err)))
+    MessageHash::from_ascii(text)
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(err)))
 }
 
 /// Borrows a blob column without copying.

@@ -7,9 +7,11 @@
 //! `COMMIT` returned, i.e. after the WAL was synced (synchronous = FULL). Under light load a group
 //! is one job; under heavy load one fsync covers many writes.
 //!
-//! If SQLite aborts the whole transaction (it may for FULL, IOERR or NOMEM) or `COMMIT` fails,
-//! everything is rolled back and each job is re-run in its own transaction, so one job's failure
-//! is never reported for another.
+//! If SQLite aborts the whole transaction or `COMMIT` fails, everything is rolled back and each
+//! job is re-run in its own transaction, so one job's failure is never reported for another.
+//! SQLite does abort the whole transaction on `SQLITE_FULL` from a single-row INSERT (it keeps
+//! no statement journal for those), so `ops` checks for room before inserting and reports
+//! `Full` without touching the transaction; this fallback is the backstop.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,7 +87,11 @@ pub(super) struct WriterCounters {
 }
 
 /// The writer thread's loop: runs until every sender is gone and the queue is drained.
-pub(super) fn run_writer(conn: Connection, queue: Receiver<Box<dyn WriteJob>>, counters: Arc<WriterCounters>) {
+pub(super) fn run_writer(
+    conn: Connection,
+    queue: Receiver<Box<dyn WriteJob>>,
+    counters: Arc<WriterCounters>,
+) {
     while let Ok(first) = queue.recv() {
         let mut group = Vec::with_capacity(16);
         group.push(first);
@@ -113,7 +119,9 @@ pub(super) fn run_group(conn: &Connection, mut group: Vec<Box<dyn WriteJob>>) {
         }
         return;
     }
-    if exec(conn, "BEGIN IMMEDIATE").is_ok() && run_all_in_savepoints(conn, &mut group) && exec(conn, "COMMIT").is_ok()
+    if exec(conn, "BEGIN IMMEDIATE").is_ok()
+        && run_all_in_savepoints(conn, &mut group)
+        && exec(conn, "COMMIT").is_ok()
     {
         for job in group {
             job.complete();
@@ -176,9 +184,9 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 
 /// Rolls back the open transaction, if any.
 fn rollback(conn: &Connection) {
-    if !conn.is_autocommit() {
-        if let Err(err) = exec(conn, "ROLLBACK") {
-            tracing::error!(error = %err, "database rollback failed");
-        }
+    if !conn.is_autocommit()
+        && let Err(err) = exec(conn, "ROLLBACK")
+    {
+        tracing::error!(error = %err, "database rollback failed");
     }
 }
