@@ -5,6 +5,7 @@ pub mod config;
 pub mod context;
 pub mod identity;
 pub mod metrics;
+pub mod node;
 pub mod nodelist;
 pub mod onion;
 pub mod peer;
