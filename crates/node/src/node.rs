@@ -44,6 +44,9 @@ pub enum NodeError {
     /// The TLS certificate could not be loaded or made.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The node-to-node HTTP client could not be built.
+    #[error("node-to-node client: {0}")]
+    Peer(#[from] crate::peer::PeerError),
     /// The listen address could not be bound.
     #[error("listening on {addr}: {source}")]
     Bind {
@@ -127,12 +130,13 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let mut watcher = config.node_list_file.clone().map(NodeListFileWatcher::new);
     let initial = watcher.as_mut().and_then(NodeListFileWatcher::poll).unwrap_or_default();
     let tls = config.tls;
+    let peers = PeerClient::new(identity.clone())?;
     let ctx = Arc::new(NodeContext {
         identity,
         config,
         nodes: ArcSwap::from_pointee(NodeList::default()),
         store,
-        peers: PeerClient::default(),
+        peers,
         metrics: Metrics::default(),
     });
     nodelist::install(&ctx, initial);
@@ -150,13 +154,16 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
 /// Starts a node, prints the startup line on stdout, and runs until SIGTERM or Ctrl-C.
 pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
     let node = start(config).await?;
+    // Listen for signals before announcing the node, so a SIGTERM sent right after the startup
+    // line is handled.
+    let signal = shutdown_signal()?;
     {
         use std::io::Write;
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "{}", node.startup_line());
         let _ = stdout.flush();
     }
-    let signal = shutdown_signal().await;
+    let signal = signal.await;
     tracing::info!("shutting down");
     node.shutdown().await;
     signal
@@ -178,18 +185,23 @@ pub fn spawn_expiry_cleanup(ctx: Arc<NodeContext>) -> JoinHandle<()> {
     })
 }
 
-async fn shutdown_signal() -> Result<(), NodeError> {
+/// Registers SIGTERM and SIGINT handlers now; the future completes on the first of them.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = Result<(), NodeError>>, NodeError> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map_err(NodeError::Signal),
-            _ = term.recv() => Ok(()),
-        }
+        let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signal)?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await.map_err(NodeError::Signal)
+        Ok(async { tokio::signal::ctrl_c().await.map_err(NodeError::Signal) })
     }
 }

@@ -30,6 +30,10 @@ pub struct NodeRecord {
     pub storage_lmq_port: u16,
     /// The swarm, or `u64::MAX` when the node is decommissioned.
     pub swarm_id: u64,
+    /// The node serves HTTPS (self-signed; peers do not verify the certificate) rather than
+    /// plain HTTP on `storage_port`. Not an oxend field; absent means plain HTTP.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl NodeRecord {
@@ -243,6 +247,7 @@ mod tests {
             storage_port: 20000 + u16::from(i),
             storage_lmq_port: 0,
             swarm_id: swarm,
+            tls: false,
         }
     }
 

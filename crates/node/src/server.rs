@@ -43,14 +43,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt as _;
 
-use crate::NodeContext;
+use crate::{NodeContext, rpc};
 pub use ratelimit::RateLimiter;
 
 /// The `Server` header on every response.
 pub const SERVER_HEADER: &str = concat!("session-node/", env!("CARGO_PKG_VERSION"));
-
-/// The storage-server version this node is compatible with, as `/get_stats/v1` reports it.
-pub const COMPATIBLE_VERSION: &str = "2.8.0";
 
 /// Header that used to request long polling; requests carrying it get 410.
 pub const LONG_POLL_HEADER: &str = "x-loki-long-poll";
@@ -63,6 +60,10 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Time a client has to send request headers (also the idle keep-alive limit).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A rejected body declared up to this many times the limit is read and discarded (so the client
+/// sees the 413); a larger one closes the connection.
+pub const DRAIN_FACTOR: u64 = 2;
 
 /// Time a TLS handshake may take.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -221,7 +222,7 @@ async fn storage_rpc(
         Ok(body) => body,
         Err((status, message)) => return rejected(&ctx, LABEL, status, message),
     };
-    interim::storage_rpc(&ctx, body).await
+    rpc_response(rpc::handle_request(&ctx, &body, rpc::Origin::Client).await)
 }
 
 async fn onion_req(
@@ -262,7 +263,8 @@ async fn metrics(State(ctx): State<Arc<NodeContext>>) -> Response {
 }
 
 async fn get_stats() -> Response {
-    json(StatusCode::OK, serde_json::json!({ "version": COMPATIBLE_VERSION }).to_string())
+    let [major, minor, patch] = rpc::VERSION;
+    json(StatusCode::OK, serde_json::json!({ "version": format!("{major}.{minor}.{patch}") }).to_string())
 }
 
 async fn not_found() -> Response {
@@ -270,6 +272,15 @@ async fn not_found() -> Response {
 }
 
 // ---- helpers ----
+
+/// The HTTP form of an RPC reply: its status, and a JSON or plain-text body.
+pub fn rpc_response(reply: rpc::RpcReply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match reply.body {
+        rpc::ReplyBody::Json(value) => json(status, value.to_string()),
+        rpc::ReplyBody::Text(message) => text(status, message),
+    }
+}
 
 /// A `text/plain` response.
 pub(crate) fn text(status: StatusCode, message: impl Into<String>) -> Response {
@@ -313,7 +324,12 @@ async fn checked_body(
     let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, "Request body too large".to_owned());
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > http.max_body_bytes as u64) {
+    if let Some(len) = declared.filter(|&len| len > http.max_body_bytes as u64) {
+        // Read and discard a moderately oversized body so that the client, still sending it,
+        // gets to read the 413 instead of a broken pipe; larger ones just close the connection.
+        if len <= (http.max_body_bytes as u64).saturating_mul(DRAIN_FACTOR) {
+            drain_in_background(req.into_body());
+        }
         return Err(too_large());
     }
     if let Some(reason) = not_ready_reason(ctx) {
@@ -326,6 +342,15 @@ async fn checked_body(
         Ok(Err(_)) => Err((StatusCode::BAD_REQUEST, "Invalid request body".to_owned())),
         Err(_) => Err((StatusCode::REQUEST_TIMEOUT, "Request body timed out".to_owned())),
     }
+}
+
+/// Discards the rest of a rejected request body, for at most [`BODY_TIMEOUT`].
+fn drain_in_background(body: Body) {
+    tokio::spawn(async move {
+        let mut body = body;
+        let _ =
+            tokio::time::timeout(BODY_TIMEOUT, async { while let Some(Ok(_)) = body.frame().await {} }).await;
+    });
 }
 
 /// Polls a future, turning a panic into an `Err` carrying the payload.
