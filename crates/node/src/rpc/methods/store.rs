@@ -5,7 +5,7 @@ use std::time::Instant;
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use session_protocol::message_hash::{MessageHash, Namespace};
-use session_protocol::rpc_sign::{NamespaceSelector, NodeResultToSign, SignableRequest};
+use session_protocol::rpc_sign::{NodeResultToSign, SignableRequest};
 
 use super::sign_result;
 use crate::AccountKey;
@@ -149,11 +149,8 @@ impl<'a> Store<'a> {
     }
 }
 
-/// Our own per-node result.
-///
-/// A public-outbox store first deletes the owner's other messages in that namespace
-/// (network §3.1). The two steps are separate transactions; re-storing the message that is
-/// already there therefore reports it as new rather than `already`.
+/// Our own per-node result. (A public-outbox store deletes the owner's other messages in that
+/// namespace first, network §3.1; the store does that in the same transaction.)
 async fn store_locally(
     ctx: &NodeContext,
     account: AccountKey,
@@ -163,14 +160,7 @@ async fn store_locally(
 ) -> Value {
     let started = Instant::now();
     let hash = message.hash;
-    let mut outcome = Ok(());
-    if message.namespace.is_public_outbox() {
-        outcome = ctx.store.delete_all(account, NamespaceSelector::One(message.namespace)).await.map(|_| ());
-    }
-    let outcome = match outcome {
-        Ok(()) => ctx.store.store(account, message).await,
-        Err(e) => Err(e),
-    };
+    let outcome = ctx.store.store(account, message).await;
     observe(ctx, Timed::Store, started);
     let mut mine = Map::new();
     match outcome {
