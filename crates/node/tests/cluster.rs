@@ -623,6 +623,7 @@ async fn documented_error_statuses() {
     // 406: clock errors.
     assert_eq!(status(http.rpc(node, "retrieve", &dave.retrieve(0, now_ms() - 90_000, None)).await), 406);
     // 410: long-poll header.
+    session_node::server::tls::install_crypto_provider();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let reply = client
         .post(node.rpc_url())

@@ -489,6 +489,8 @@ impl Default for Http {
 impl Http {
     /// A client whose requests time out after `timeout`.
     pub fn new(timeout: Duration) -> Self {
+        // reqwest is built without a bundled rustls provider; the node installs ring.
+        session_node::server::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(timeout)
