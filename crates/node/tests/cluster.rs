@@ -301,6 +301,30 @@ async fn onion_three_hops_both_enc_types() {
     assert_eq!(reply.status, 400, "undecryptable layer: {}", reply.text());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_swarm_write_and_onion() {
+    let mut spec = ClusterSpec::new(&[S1, S1, S2, S2]);
+    spec.tls = true;
+    let cluster = start(spec);
+    let http = Http::default();
+    let list = cluster.node_list();
+    let [n0, n1, n2, n3] = &cluster.nodes[..] else { unreachable!() };
+    assert!(n0.base_url().starts_with("https://"));
+    let frank = Account::in_swarm(&list, S1);
+    let data = b"over tls".to_vec();
+    let reply = http.rpc(n1, "store", &frank.store(0, &data, HOUR_MS, now_ms())).await;
+    assert_eq!(reply.status, 200, "store over TLS: {}", reply.text());
+    let hash = frank.hash(0, &data);
+    assert_swarm_results(&reply.json(), &[n0, n1], |_| hash.as_bytes().to_vec());
+    for enc in [EncType::XChaCha20, EncType::AesGcm] {
+        let (reply, inner) =
+            onion_rpc(&http, &[n2, n3, n1], n0, enc, "retrieve", &frank.retrieve(0, now_ms(), None)).await;
+        let (status, body) = inner.unwrap_or_else(|| panic!("{enc}: onion over TLS → {} {}", reply.status, reply.text()));
+        assert_eq!(status, 200, "{enc}: {body}");
+        assert_eq!(message_hashes(&body), vec![hash.clone()]);
+    }
+}
+
 /// A minimal v4 onion server (`/oxen/v4/lsrpc`): decrypts the request with its X25519 key and
 /// echoes method, endpoint and body back in a 200 v4 response.
 async fn start_v4_server() -> (u16, [u8; 32], Arc<AtomicUsize>) {
@@ -706,11 +730,14 @@ async fn garbage_never_500() {
         bodies.push(("truncated", valid));
     }
 
+    // A fresh connection per request: some of these bodies make the server answer without
+    // reading them, after which it closes the connection.
+    let fresh = Http::unpooled(std::time::Duration::from_secs(40));
     let mut worst = 0;
     for path in ["/storage_rpc/v1", "/onion_req/v2", "/ping_test/v1", "/nope"] {
         let url = format!("{}{path}", node.base_url());
         for (what, body) in &bodies {
-            let reply = http.post(&url, body.clone()).await.unwrap_or_else(|e| panic!("{path} {what}: {e}"));
+            let reply = fresh.post(&url, body.clone()).await.unwrap_or_else(|e| panic!("{path} {what}: {e:?}"));
             assert!(reply.status < 500, "{path} {what}: {} {}", reply.status, reply.text());
             worst = worst.max(reply.status);
         }

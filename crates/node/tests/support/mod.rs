@@ -63,6 +63,8 @@ pub struct ClusterSpec {
     pub capture_logs: bool,
     /// `RUST_LOG` for the nodes.
     pub log_filter: String,
+    /// Serve HTTPS (`--tls`, self-signed certificates) instead of plain HTTP.
+    pub tls: bool,
 }
 
 impl ClusterSpec {
@@ -74,6 +76,7 @@ impl ClusterSpec {
             binary: node_binary(),
             capture_logs: true,
             log_filter: "info".into(),
+            tls: false,
         }
     }
 
@@ -119,6 +122,7 @@ impl Cluster {
                 storage_port: port,
                 storage_lmq_port: 0,
                 swarm_id,
+                tls: spec.tls,
             };
             records.push(record.clone());
             nodes.push(Node {
@@ -128,7 +132,11 @@ impl Cluster {
                 data_dir,
                 node_list: node_list_path.clone(),
                 binary: spec.binary.clone(),
-                extra_args: spec.extra_args.clone(),
+                extra_args: if spec.tls {
+                    spec.extra_args.iter().cloned().chain(["--tls".to_string()]).collect()
+                } else {
+                    spec.extra_args.clone()
+                },
                 capture_logs: spec.capture_logs,
                 log_filter: spec.log_filter.clone(),
                 child: None,
@@ -184,17 +192,18 @@ pub struct Node {
 type StartWait = mpsc::Receiver<Result<String, String>>;
 
 impl Node {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https` with TLS).
     pub fn base_url(&self) -> String {
-        format!("http://{}:{}", self.record.public_ip, self.record.storage_port)
+        let scheme = if self.record.tls { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.record.public_ip, self.record.storage_port)
     }
 
-    /// `http://127.0.0.1:PORT/storage_rpc/v1`.
+    /// `<base>/storage_rpc/v1`.
     pub fn rpc_url(&self) -> String {
         format!("{}/storage_rpc/v1", self.base_url())
     }
 
-    /// `http://127.0.0.1:PORT/onion_req/v2`.
+    /// `<base>/onion_req/v2`.
     pub fn onion_url(&self) -> String {
         format!("{}/onion_req/v2", self.base_url())
     }
@@ -489,15 +498,26 @@ impl Default for Http {
 impl Http {
     /// A client whose requests time out after `timeout`.
     pub fn new(timeout: Duration) -> Self {
+        Self::with_pool(timeout, 1024)
+    }
+
+    /// A client that opens a new connection for every request.
+    pub fn unpooled(timeout: Duration) -> Self {
+        Self::with_pool(timeout, 0)
+    }
+
+    fn with_pool(timeout: Duration, max_idle: usize) -> Self {
         // reqwest is built without a bundled rustls provider; the node installs ring.
         session_node::server::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(timeout)
-            .pool_max_idle_per_host(1024)
+            .pool_max_idle_per_host(max_idle)
             .tcp_nodelay(true)
+            // Nodes use self-signed certificates; clients know nodes by their keys (network §2).
+            .tls_danger_accept_invalid_certs(true)
             .build()
-            .expect("a plain-HTTP reqwest client builds");
+            .expect("a reqwest client builds");
         Self { client }
     }
 
