@@ -32,7 +32,9 @@ pub struct NodeContext {
 impl NodeContext {
     /// The current time in ms since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     }
 
     /// A snapshot of the node list.

@@ -93,7 +93,10 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# TYPE session_node_requests_total counter\n");
         for ((method, status), count) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "session_node_requests_total{{method=\"{method}\",status=\"{status}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "session_node_requests_total{{method=\"{method}\",status=\"{status}\"}} {count}"
+            );
         }
         self.store_latency.render(&mut out, "session_node_store_seconds");
         self.retrieve_latency.render(&mut out, "session_node_retrieve_seconds");
