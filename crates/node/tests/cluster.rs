@@ -721,23 +721,8 @@ async fn documented_error_statuses() {
         Err(e) => eprintln!("oversized body: connection closed early ({e})"),
     }
     // 421 is covered with two swarms in swarm_write_reaches_every_member.
-    // 429: more than the burst at once from one IP.
-    let mut tasks = Vec::new();
-    for _ in 0..1000 {
-        let http = http.clone();
-        let url = node.rpc_url();
-        tasks.push(tokio::spawn(async move {
-            http.post(&url, rpc_body("info", &json!({}))).await.map(|r| r.status)
-        }));
-    }
-    let mut limited = 0;
-    for t in tasks {
-        if let Ok(Ok(429)) = t.await {
-            limited += 1;
-        }
-    }
-    assert!(limited > 0, "1000 requests at once were never rate-limited");
-    eprintln!("rate limiter: {limited} of 1000 concurrent requests got 429");
+    // 429 is covered by tests/server.rs with a small configured burst: with the default
+    // 300/s and burst 600, whether 1000 requests outrun the refill depends on machine load.
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
