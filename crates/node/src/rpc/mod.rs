@@ -8,6 +8,20 @@
 //!
 //! Entry points: [`handle_request`] (raw body), [`handle_method`] (parsed), [`method_label`]
 //! (metrics).
+//!
+//! Where this differs from the upstream storage server (SS 2.8.0):
+//! - `delete_before` with `namespace: "all"` returns the documented `{ns: [hashes]}` shape
+//!   (upstream's query is broken, network §4.7).
+//! - `delete` with `required: true` applies the 404 rule at the entry node only; forwarded copies
+//!   ignore the flag (upstream does not forward it at all).
+//! - `get_expiries` rejects malformed hashes with 400 (upstream signs and looks them up as given;
+//!   they can never match).
+//! - `ifelse` nesting is limited to 8 levels.
+//! - `get_service_nodes` (aliases `get_n_service_nodes`, `get_all_service_nodes`, and
+//!   `oxend_request` with that endpoint) is answered from our node list; `ons_resolve` is not
+//!   available (400). There is no blockchain: `height` is 0 and `hf` is [`HARDFORK`].
+//! - A retrieve whose signature path lacks `timestamp` is a 400 "Required field 'timestamp'
+//!   missing" (upstream dereferences an empty value).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -36,34 +36,40 @@ fn harness() -> Harness {
 }
 
 fn harness_with_cap(max_db_bytes: u64) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
     let identity = NodeIdentity::new(IdentityKey::from_seed_bytes(&[42u8; 32]));
-    let other = IdentityKey::from_seed_bytes(&[43u8; 32]);
-    let nodes = vec![
-        NodeRecord {
-            pubkey_ed25519: identity.ed25519_hex().to_owned(),
-            pubkey_x25519: identity.x25519_hex().to_owned(),
-            public_ip: Ipv4Addr::new(127, 0, 0, 1),
-            storage_port: 22021,
-            storage_lmq_port: 22020,
-            swarm_id: OUR_SWARM,
-        },
-        NodeRecord {
-            pubkey_ed25519: hex::encode(other.ed25519_public()),
-            pubkey_x25519: hex::encode(other.x25519_public()),
-            public_ip: Ipv4Addr::new(127, 0, 0, 2),
-            storage_port: 22031,
-            storage_lmq_port: 22030,
-            swarm_id: OTHER_SWARM,
-        },
-    ];
+    let nodes = vec![record(&identity, 22021, OUR_SWARM), other_swarm_node()];
+    node_context(identity, nodes, max_db_bytes)
+}
+
+/// A node in the other swarm (for 421 checks).
+fn other_swarm_node() -> NodeRecord {
+    let other = NodeIdentity::new(IdentityKey::from_seed_bytes(&[43u8; 32]));
+    NodeRecord { public_ip: Ipv4Addr::new(127, 0, 0, 2), ..record(&other, 22031, OTHER_SWARM) }
+}
+
+fn record(identity: &NodeIdentity, port: u16, swarm_id: u64) -> NodeRecord {
+    NodeRecord {
+        pubkey_ed25519: identity.ed25519_hex().to_owned(),
+        pubkey_x25519: identity.x25519_hex().to_owned(),
+        public_ip: Ipv4Addr::new(127, 0, 0, 1),
+        storage_port: port,
+        storage_lmq_port: port.saturating_sub(1),
+        swarm_id,
+        tls: false,
+    }
+}
+
+/// A node context with a fresh store in a temporary directory.
+fn node_context(identity: NodeIdentity, nodes: Vec<NodeRecord>, max_db_bytes: u64) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions { max_db_bytes, read_connections: 2 }).unwrap();
+    let peers = PeerClient::new(identity.clone()).unwrap();
     let ctx = NodeContext {
         identity,
         config: NodeConfig::default(),
         nodes: ArcSwap::from_pointee(NodeList::new(nodes)),
         store,
-        peers: PeerClient::default(),
+        peers,
         metrics: Metrics::default(),
     };
     Harness { ctx, _dir: dir }
@@ -1050,7 +1056,12 @@ async fn full_database_gives_query_failure() {
     let mut last = (0, Value::Null);
     for i in 0..20u8 {
         let data = STANDARD.encode(vec![i; 70_000]);
-        last = call(&h, "store", json!({"pubkey": c.pubkey_hex(), "timestamp": now, "ttl": 60000, "data": data})).await;
+        last = call(
+            &h,
+            "store",
+            json!({"pubkey": c.pubkey_hex(), "timestamp": now, "ttl": 60000, "data": data}),
+        )
+        .await;
         if last.0 != 200 {
             break;
         }
@@ -1066,6 +1077,91 @@ async fn full_database_gives_query_failure() {
     let p = json!({"pubkey": c.pubkey_hex(), "timestamp": now, "ttl": 60000, "data": data});
     let (status, body) = call_as(&h, "store", p, Origin::Forwarded).await;
     assert_eq!((status, body), (500, json!({"failed": true, "query_failure": true})));
+}
+
+/// A swarm of three: us, a live peer served over the node channel on 127.0.0.1, and a member
+/// that does not answer. Recursive requests reach the peer and report the dead member failed.
+#[tokio::test]
+async fn recursive_requests_reach_the_swarm() {
+    let entry_id = NodeIdentity::new(IdentityKey::from_seed_bytes(&[42u8; 32]));
+    let peer_id = NodeIdentity::new(IdentityKey::from_seed_bytes(&[44u8; 32]));
+    let dead_id = NodeIdentity::new(IdentityKey::from_seed_bytes(&[45u8; 32]));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer_port = listener.local_addr().unwrap().port();
+    let dead_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let nodes = vec![
+        record(&entry_id, 1, OUR_SWARM),
+        record(&peer_id, peer_port, OUR_SWARM),
+        record(&dead_id, dead_port, OUR_SWARM),
+        other_swarm_node(),
+    ];
+    let h = node_context(entry_id, nodes.clone(), 1 << 30);
+    let peer = node_context(peer_id.clone(), nodes, 1 << 30);
+    let served = Arc::new(NodeContext {
+        identity: peer.ctx.identity.clone(),
+        config: NodeConfig::default(),
+        nodes: ArcSwap::from(peer.ctx.node_list()),
+        store: peer.ctx.store.clone(),
+        peers: peer.ctx.peers.clone(),
+        metrics: Metrics::default(),
+    });
+    let app = crate::peer::router().with_state(served.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let c = client(&h, 0x05, true);
+    let now = h.ctx.now_ms();
+    let p =
+        json!({"pubkey": c.pubkey_hex(), "timestamp": now, "ttl": 60000, "data": STANDARD.encode(b"swarm")});
+    let (status, body) = call(&h, "store", p).await;
+    assert_eq!(status, 200, "{body}");
+    let hash = MessageHash::compute(&c.pubkey, Namespace(0), b"swarm");
+    let swarm = body["swarm"].as_object().unwrap();
+    assert_eq!(swarm.len(), 3);
+    let from_peer = &swarm[peer_id.ed25519_hex()];
+    assert_eq!(from_peer["hash"], json!(hash.as_str()));
+    assert!(from_peer.get("t").is_none());
+    let sig = STANDARD.decode(from_peer["signature"].as_str().unwrap()).unwrap();
+    assert!(verify_ed25519(&peer_id.key().ed25519_public(), hash.as_bytes(), &sig));
+    assert_eq!(swarm[dead_id.ed25519_hex()], json!({"failed": true, "timeout": true}));
+
+    // The peer holds the message.
+    let (status, body) = retrieve(&peer, &c, 0, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["messages"][0]["hash"], json!(hash.as_str()));
+
+    // A message only the peer has: delete with `required` succeeds because the peer deleted it.
+    let p = json!({"pubkey": c.pubkey_hex(), "timestamp": now, "ttl": 60000, "data": STANDARD.encode(b"peer only")});
+    assert_eq!(call_as(&peer, "store", p, Origin::Forwarded).await.0, 200);
+    let only = MessageHash::compute(&c.pubkey, Namespace(0), b"peer only");
+    let req = SignableRequest::Delete { messages: &[only] };
+    let p = c.signed(&req, json!({"messages": [only.as_str()], "required": true}));
+    let (status, body) = call(&h, "delete", p.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(hashes(&body["swarm"][peer_id.ed25519_hex()]["deleted"]), vec![only]);
+    assert_eq!(body["swarm"][own_hex(&h)]["deleted"], json!([]));
+    // Again: nobody deletes anything now.
+    assert_eq!(call(&h, "delete", p).await.0, 404);
+
+    // A peer that disagrees about the swarm answers 421: reported as failed with code/reason,
+    // while the request still succeeds overall.
+    let mut moved = served.node_list().nodes().to_vec();
+    let space = session_protocol::swarm::swarm_space(&c.pubkey);
+    moved.push(NodeRecord { swarm_id: space, ..record(&dead_id, dead_port, space) });
+    moved.retain(|n| n.pubkey_ed25519 != dead_id.ed25519_hex() || n.swarm_id == space);
+    served.nodes.store(Arc::new(NodeList::new(moved)));
+    let p =
+        json!({"pubkey": c.pubkey_hex(), "timestamp": now, "ttl": 60000, "data": STANDARD.encode(b"421")});
+    let (status, body) = call(&h, "store", p).await;
+    assert_eq!(status, 200, "{body}");
+    let from_peer = &body["swarm"][peer_id.ed25519_hex()];
+    assert_eq!(from_peer["failed"], json!(true));
+    assert_eq!(from_peer["code"], json!(421));
+    assert!(from_peer["reason"].as_str().unwrap().contains("snodes"));
+    assert!(body["swarm"][own_hex(&h)].get("hash").is_some());
+    server.abort();
 }
 
 #[test]
