@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
@@ -18,9 +17,6 @@ use crate::nodelist::{self, NodeList, NodeListFileWatcher};
 use crate::peer::PeerClient;
 use crate::server::{self, tls};
 use crate::store::{Store, StoreError, StoreOptions};
-
-/// How often expired messages are deleted (network §5: every 10 s).
-pub const EXPIRY_CLEANUP_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +103,8 @@ impl RunningNode {
 }
 
 /// Starts a node: loads or makes the key (and TLS certificate), opens the store, loads the node
-/// list and starts watching it, starts expiry cleanup, binds and serves.
+/// list and starts watching it (every second), starts expiry cleanup (at once, then every 10 s),
+/// binds and serves.
 pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     tls::install_crypto_provider();
     let data_dir = config.data_dir.clone();
@@ -141,7 +138,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     });
     nodelist::install(&ctx, initial);
 
-    let mut background = vec![spawn_expiry_cleanup(ctx.clone())];
+    let mut background = vec![crate::store::spawn_expiry_task(ctx.store.clone())];
     if let Some(watcher) = watcher {
         background.push(nodelist::spawn_file_watcher(ctx.clone(), watcher, nodelist::FILE_POLL_INTERVAL));
     }
@@ -167,22 +164,6 @@ pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
     tracing::info!("shutting down");
     node.shutdown().await;
     signal
-}
-
-/// Deletes expired messages now and every [`EXPIRY_CLEANUP_INTERVAL`].
-pub fn spawn_expiry_cleanup(ctx: Arc<NodeContext>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(EXPIRY_CLEANUP_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            match ctx.store.clean_expired(ctx.now_ms()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!("deleted {n} expired messages"),
-                Err(e) => tracing::warn!("expiry cleanup failed: {e}"),
-            }
-        }
-    })
 }
 
 /// Registers SIGTERM and SIGINT handlers now; the future completes on the first of them.

@@ -376,3 +376,72 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("?")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> reqwest::Client {
+        tls::install_crypto_provider();
+        reqwest::Client::new()
+    }
+
+    async fn boom() -> &'static str {
+        panic!("handler bug")
+    }
+
+    #[tokio::test]
+    async fn panicking_handler_gives_500_and_the_server_keeps_serving() {
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "fine" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, None, app, stopped));
+        let client = client();
+        let boom = client.get(format!("http://{addr}/boom")).send().await.unwrap();
+        assert_eq!(boom.status(), 500);
+        assert_eq!(boom.headers()[header::SERVER], SERVER_HEADER);
+        let ok = client.get(format!("http://{addr}/ok")).send().await.unwrap();
+        assert_eq!(ok.text().await.unwrap(), "fine");
+        stop.send(true).unwrap();
+        server.await.unwrap();
+        assert!(TcpListener::bind(addr).await.is_ok(), "listener released after shutdown");
+    }
+
+    #[tokio::test]
+    async fn ipv6_clients_get_400_and_mapped_ipv4_counts_as_ipv4() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::NodeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_owned(),
+            ..Default::default()
+        };
+        let node = crate::node::start(config).await.unwrap();
+        let app = router(node.ctx.clone());
+        let call = |peer: &str, path: &'static str| {
+            let mut req = Request::post(path).body(Body::from("{}")).unwrap();
+            req.extensions_mut().insert(ClientAddr(peer.parse().unwrap()));
+            app.clone().oneshot(req)
+        };
+        for path in ["/storage_rpc/v1", "/onion_req/v2"] {
+            assert_eq!(call("[::1]:5000", path).await.unwrap().status(), 400, "{path}");
+            // Not in the node list yet: past the IPv4 check, stopped by readiness.
+            assert_eq!(call("[::ffff:127.0.0.1]:5000", path).await.unwrap().status(), 503, "{path}");
+            assert_eq!(call("127.0.0.1:5000", path).await.unwrap().status(), 503, "{path}");
+        }
+        node.shutdown().await;
+    }
+
+    #[test]
+    fn rpc_replies_keep_status_and_content_type() {
+        let json = rpc_response(rpc::RpcReply::json(421, serde_json::json!({"snodes": []})));
+        assert_eq!(json.status(), 421);
+        assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
+        let text = rpc_response(rpc::RpcReply::text(401, "bad signature"));
+        assert_eq!(text.status(), 401);
+        assert!(text.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+        assert_eq!(rpc_response(rpc::RpcReply::text(1, "x")).status(), 500, "invalid status code");
+    }
+}

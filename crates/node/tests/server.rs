@@ -324,12 +324,30 @@ async fn malformed_input_never_yields_500() {
 async fn restart_keeps_key_and_stops_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("n");
+    let client = client();
     let first = NodeProc::start(&data, &[]);
+    first.make_ready(&client).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let store = serde_json::json!({"method": "store", "params": {
+        "pubkey": format!("05{}", "ab".repeat(32)),
+        "timestamp": now as u64,
+        "ttl": 3_600_000,
+        "data": "aGVsbG8=",
+    }});
+    let response = client.post(format!("{}{RPC}", first.url)).body(store.to_string()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
     let key = first.ed25519.clone();
     let status = first.terminate();
     assert!(status.success(), "exit on SIGTERM: {status:?}");
+
     let second = NodeProc::start(&data, &[]);
     assert_eq!(second.ed25519, key);
+    // The node list file is still there: ready at once, and the stored message survived.
+    let metrics = client.get(format!("{}/metrics", second.url)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("session_node_messages 1"), "{metrics}");
+    let (status, _) = post(&client, &second.url, RPC, r#"{"method":"info","params":{}}"#).await;
+    assert_eq!(status, 200);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
