@@ -203,7 +203,8 @@ type Job = Box<dyn FnMut(u64) -> (usize, Vec<u8>) + Send>;
 async fn run(o: Options) -> Result<(), String> {
     let binary = node_binary(&o)?;
     let swarm_count = o.nodes.div_ceil(o.swarm_size);
-    let swarm_ids: Vec<u64> = (0..swarm_count as u64).map(|i| i * (u64::MAX / swarm_count as u64) + 1).collect();
+    let swarm_ids: Vec<u64> =
+        (0..swarm_count as u64).map(|i| i * (u64::MAX / swarm_count as u64) + 1).collect();
     let swarms: Vec<u64> = (0..o.nodes).map(|i| swarm_ids[i / o.swarm_size]).collect();
     let mut spec = ClusterSpec::new(&swarms).args(["--rate", "0"]);
     spec.binary = binary.clone();
@@ -281,7 +282,8 @@ async fn run(o: Options) -> Result<(), String> {
         // 32 accounts per node with 5 messages each, stored before the run.
         let mut per_node: Vec<Vec<Account>> = Vec::new();
         for node in &cluster.nodes {
-            let accounts: Vec<Account> = (0..32).map(|_| Account::in_swarm(&list, node.record.swarm_id)).collect();
+            let accounts: Vec<Account> =
+                (0..32).map(|_| Account::in_swarm(&list, node.record.swarm_id)).collect();
             for account in &accounts {
                 for i in 0..5u8 {
                     let data = [i; 100];
@@ -332,13 +334,30 @@ async fn run(o: Options) -> Result<(), String> {
 
     if o.wants("crypto") {
         let seconds = if o.quick { 0.5 } else { 2.0 };
-        let floor = tokio::task::spawn_blocking(move || crypto_floor(seconds)).await.map_err(|e| e.to_string())?;
+        let floor =
+            tokio::task::spawn_blocking(move || crypto_floor(seconds)).await.map_err(|e| e.to_string())?;
         println!();
         println!("crypto floor on one core (session_protocol primitives):");
-        println!("  X25519 shared secret                {:>10.0} /s  ({:.1} µs)", floor.x25519, 1e6 / floor.x25519);
-        println!("  XChaCha20-Poly1305 open, 1 KiB      {:>10.0} /s  ({:.1} µs)", floor.aead, 1e6 / floor.aead);
-        println!("  Ed25519 verify                      {:>10.0} /s  ({:.1} µs)", floor.verify, 1e6 / floor.verify);
-        println!("  one of each (X25519 + AEAD + verify){:>10.0} /s  ({:.1} µs)", floor.combined, 1e6 / floor.combined);
+        println!(
+            "  X25519 shared secret                {:>10.0} /s  ({:.1} µs)",
+            floor.x25519,
+            1e6 / floor.x25519
+        );
+        println!(
+            "  XChaCha20-Poly1305 open, 1 KiB      {:>10.0} /s  ({:.1} µs)",
+            floor.aead,
+            1e6 / floor.aead
+        );
+        println!(
+            "  Ed25519 verify                      {:>10.0} /s  ({:.1} µs)",
+            floor.verify,
+            1e6 / floor.verify
+        );
+        println!(
+            "  one of each (X25519 + AEAD + verify){:>10.0} /s  ({:.1} µs)",
+            floor.combined,
+            1e6 / floor.combined
+        );
         if let Some(rate) = onion_rate {
             println!(
                 "  onion 3-hop req/s ÷ floor = {:.0} / {:.0} = {:.3}  (each request costs 4 X25519 + 4 AEAD \
@@ -377,7 +396,14 @@ fn signed_retrieve(account: &Account) -> Vec<u8> {
 
 /// Runs `concurrency` workers, each sending the requests its job makes to `urls[node]`, for the
 /// warm-up and then the measured time; a reply counts as success when its status is `expect`.
-async fn measure<F>(o: &Options, http: &Http, urls: &[String], node_pids: &[u32], expect: u16, make_job: F) -> RunResult
+async fn measure<F>(
+    o: &Options,
+    http: &Http,
+    urls: &[String],
+    node_pids: &[u32],
+    expect: u16,
+    make_job: F,
+) -> RunResult
 where
     F: Fn(usize) -> Job,
 {
@@ -407,7 +433,8 @@ where
                     }
                     Ok(r) => {
                         out.errors += 1;
-                        out.first_error.get_or_insert_with(|| format!("{} {}", r.status, truncate(&r.text())));
+                        out.first_error
+                            .get_or_insert_with(|| format!("{} {}", r.status, truncate(&r.text())));
                     }
                     Err(e) => {
                         out.errors += 1;
@@ -508,7 +535,11 @@ async fn measure_onion(o: &Options, http: &Http, cluster: &Arc<Cluster>, node_pi
                 let spec = RequestSpec {
                     enc_type,
                     path: &path,
-                    destination: Destination::Snode { node: keys[dest], body: &body, options: FinalOptions::default() },
+                    destination: Destination::Snode {
+                        node: keys[dest],
+                        body: &body,
+                        options: FinalOptions::default(),
+                    },
                     hop_no: None,
                 };
                 let request = match build_request_random(&spec, &mut rand::rng()) {

@@ -137,7 +137,8 @@ async fn swarm_write_reaches_every_member() {
     sorted.sort();
     assert_swarm_results(&reply.json(), &s1, |r| {
         assert_eq!(r["deleted"].as_array().map(Vec::len), Some(2), "{r}");
-        NodeResultToSign::Delete { pubkey: &alice.pubkey, requested: &requested_h, deleted: &sorted }.message()
+        NodeResultToSign::Delete { pubkey: &alice.pubkey, requested: &requested_h, deleted: &sorted }
+            .message()
     });
     for node in &s1 {
         let reply = http.rpc(node, "retrieve", &alice.retrieve(0, now_ms(), None)).await;
@@ -146,8 +147,11 @@ async fn swarm_write_reaches_every_member() {
 
     // Wrong swarm: 421 with the right swarm.
     for method in ["store", "retrieve"] {
-        let params =
-            if method == "store" { alice.store(0, b"x", HOUR_MS, now_ms()) } else { alice.retrieve(0, now_ms(), None) };
+        let params = if method == "store" {
+            alice.store(0, b"x", HOUR_MS, now_ms())
+        } else {
+            alice.retrieve(0, now_ms(), None)
+        };
         let reply = http.rpc(n3, method, &params).await;
         assert_eq!(reply.status, 421, "{method} to the wrong swarm: {}", reply.text());
         let body = reply.json();
@@ -176,9 +180,8 @@ async fn swarm_write_reaches_every_member() {
     let reply = http.rpc(n1, "retrieve", &wrong_ed).await;
     assert_eq!(reply.status, 401, "pubkey_ed25519 of another key: {}", reply.text());
     let mut forged_store = alice.store(2, b"evil", HOUR_MS, now);
-    forged_store["signature"] = json!(
-        mallory.sign_b64(&SignableRequest::Store { namespace: Namespace(2), sig_timestamp: now })
-    );
+    forged_store["signature"] =
+        json!(mallory.sign_b64(&SignableRequest::Store { namespace: Namespace(2), sig_timestamp: now }));
     let reply = http.rpc(n0, "store", &forged_store).await;
     assert_eq!(reply.status, 401, "forged store: {}", reply.text());
     let mut bitflip = alice.retrieve(0, now, None);
@@ -226,7 +229,11 @@ async fn onion_rpc(
     let spec = RequestSpec {
         enc_type,
         path: &keys,
-        destination: Destination::Snode { node: destination.onion_keys(), body: &body, options: FinalOptions::default() },
+        destination: Destination::Snode {
+            node: destination.onion_keys(),
+            body: &body,
+            options: FinalOptions::default(),
+        },
         hop_no: None,
     };
     let request = build_request_random(&spec, &mut rand::rng()).expect("valid path");
@@ -234,7 +241,8 @@ async fn onion_rpc(
     if reply.status != 200 {
         return (reply, None);
     }
-    let plaintext = request.response.decrypt_body(&reply.body).expect("the response decrypts with the request's key");
+    let plaintext =
+        request.response.decrypt_body(&reply.body).expect("the response decrypts with the request's key");
     let inner: Value = serde_json::from_slice(&plaintext).expect("decrypted response is JSON");
     let status = inner["status"].as_u64().or_else(|| inner["status_code"].as_u64()).expect("status");
     let body = match &inner["body"] {
@@ -255,14 +263,17 @@ async fn onion_three_hops_both_enc_types() {
 
     for enc in [EncType::XChaCha20, EncType::AesGcm] {
         let (reply, inner) = onion_rpc(&http, &path, n0, enc, "info", &json!({})).await;
-        let (status, body) = inner.unwrap_or_else(|| panic!("{enc}: onion info → {} {}", reply.status, reply.text()));
+        let (status, body) =
+            inner.unwrap_or_else(|| panic!("{enc}: onion info → {} {}", reply.status, reply.text()));
         assert_eq!(status, 200, "{enc}: {body}");
         assert!(body["version"].is_array() && body["timestamp"].is_u64(), "{enc}: info body {body}");
 
         // A store and a signed retrieve, both through the onion path to a member of bob's swarm.
         let data = format!("onion message {enc}").into_bytes();
-        let (reply, inner) = onion_rpc(&http, &path, n0, enc, "store", &bob.store(0, &data, HOUR_MS, now_ms())).await;
-        let (status, body) = inner.unwrap_or_else(|| panic!("{enc}: onion store → {} {}", reply.status, reply.text()));
+        let (reply, inner) =
+            onion_rpc(&http, &path, n0, enc, "store", &bob.store(0, &data, HOUR_MS, now_ms())).await;
+        let (status, body) =
+            inner.unwrap_or_else(|| panic!("{enc}: onion store → {} {}", reply.status, reply.text()));
         assert_eq!(status, 200, "{enc}: onion store {body}");
         assert_eq!(body["hash"], json!(bob.hash(0, &data)));
         let (_, inner) = onion_rpc(&http, &path, n0, enc, "retrieve", &bob.retrieve(0, now_ms(), None)).await;
@@ -271,7 +282,8 @@ async fn onion_three_hops_both_enc_types() {
         assert!(message_hashes(&body).contains(&bob.hash(0, &data)), "{enc}: {body}");
 
         // The destination applies its own rules: a destination outside bob's swarm says 421.
-        let (_, inner) = onion_rpc(&http, &[n0, n1, n4], n3, enc, "retrieve", &bob.retrieve(0, now_ms(), None)).await;
+        let (_, inner) =
+            onion_rpc(&http, &[n0, n1, n4], n3, enc, "retrieve", &bob.retrieve(0, now_ms(), None)).await;
         assert_eq!(inner.map(|(s, _)| s), Some(421), "{enc}: wrong-swarm destination");
     }
 
@@ -285,7 +297,11 @@ async fn onion_three_hops_both_enc_types() {
     let spec = RequestSpec {
         enc_type: EncType::XChaCha20,
         path: &keys,
-        destination: Destination::Snode { node: n0.onion_keys(), body: &body, options: FinalOptions::default() },
+        destination: Destination::Snode {
+            node: n0.onion_keys(),
+            body: &body,
+            options: FinalOptions::default(),
+        },
         hop_no: None,
     };
     let request = build_request_random(&spec, &mut rand::rng()).unwrap();
@@ -319,7 +335,8 @@ async fn tls_swarm_write_and_onion() {
     for enc in [EncType::XChaCha20, EncType::AesGcm] {
         let (reply, inner) =
             onion_rpc(&http, &[n2, n3, n1], n0, enc, "retrieve", &frank.retrieve(0, now_ms(), None)).await;
-        let (status, body) = inner.unwrap_or_else(|| panic!("{enc}: onion over TLS → {} {}", reply.status, reply.text()));
+        let (status, body) =
+            inner.unwrap_or_else(|| panic!("{enc}: onion over TLS → {} {}", reply.status, reply.text()));
         assert_eq!(status, 200, "{enc}: {body}");
         assert_eq!(message_hashes(&body), vec![hash.clone()]);
     }
@@ -341,7 +358,9 @@ async fn start_v4_server() -> (u16, [u8; 32], Arc<AtomicUsize>) {
             let Ok(key) = HopKey::for_node(entry.enc_type, &secret, &public, &entry.ephemeral_key) else {
                 return (400, b"bad key".to_vec());
             };
-            let Ok(plaintext) = key.decrypt(entry.ciphertext) else { return (400, b"bad ciphertext".to_vec()) };
+            let Ok(plaintext) = key.decrypt(entry.ciphertext) else {
+                return (400, b"bad ciphertext".to_vec());
+            };
             let Ok(request) = parse_v4_request(&plaintext) else { return (400, b"bad v4".to_vec()) };
             let echo = json!({
                 "method": request.method,
@@ -421,8 +440,11 @@ async fn onion_proxy_v4_to_local_server() {
     let (port, server_key, hits) = start_v4_server().await;
     // A second server the nodes are not allowed to reach.
     let (other_port, other_key, other_hits) = start_v4_server().await;
-    let spec = ClusterSpec::new(&[S1, S1, S2])
-        .args(["--proxy-allow".to_string(), format!("127.0.0.1:{port}"), "--allow-loopback-proxy".to_string()]);
+    let spec = ClusterSpec::new(&[S1, S1, S2]).args([
+        "--proxy-allow".to_string(),
+        format!("127.0.0.1:{port}"),
+        "--allow-loopback-proxy".to_string(),
+    ]);
     let cluster = start(spec);
     let http = Http::default();
     let path: Vec<&Node> = cluster.nodes.iter().collect();
@@ -430,7 +452,8 @@ async fn onion_proxy_v4_to_local_server() {
     for enc in [EncType::XChaCha20, EncType::AesGcm] {
         let payload = format!("{{\"enc\":\"{enc}\"}}");
         let (reply, inner) = onion_v4(&http, &path, port, server_key, enc, payload.as_bytes()).await;
-        let (code, body) = inner.unwrap_or_else(|| panic!("{enc}: proxy → {} {}", reply.status, reply.text()));
+        let (code, body) =
+            inner.unwrap_or_else(|| panic!("{enc}: proxy → {} {}", reply.status, reply.text()));
         assert_eq!(code, 200, "{enc}");
         let echo: Value = serde_json::from_slice(&body).expect("echo JSON");
         assert_eq!(echo["method"], json!("POST"));
@@ -494,8 +517,12 @@ async fn every_method_success_path() {
     let h = hashes(&[&stored[0], &stored[1]]);
     let sig = carol.sign_b64(&SignableRequest::GetExpiries { timestamp: now, messages: &h });
     let reply = http
-        .rpc(n2, "get_expiries", &json!({"pubkey": pk, "pubkey_ed25519": ed, "timestamp": now,
-            "messages": [&stored[0], &stored[1]], "signature": sig}))
+        .rpc(
+            n2,
+            "get_expiries",
+            &json!({"pubkey": pk, "pubkey_ed25519": ed, "timestamp": now,
+            "messages": [&stored[0], &stored[1]], "signature": sig}),
+        )
         .await;
     assert_eq!(reply.status, 200, "get_expiries: {}", reply.text());
     assert_eq!(reply.json()["expiries"].as_object().map(|m| m.len()), Some(2));
@@ -503,25 +530,44 @@ async fn every_method_success_path() {
     // expire (extend) on every member.
     let expiry = now_ms() + 2 * HOUR_MS;
     let h = hashes(&[&stored[0]]);
-    let sig = carol.sign_b64(&SignableRequest::Expire { mode: ExpireMode::Extend, expiries: &[expiry], messages: &h });
+    let sig = carol.sign_b64(&SignableRequest::Expire {
+        mode: ExpireMode::Extend,
+        expiries: &[expiry],
+        messages: &h,
+    });
     let reply = http
-        .rpc(n1, "expire", &json!({"pubkey": pk, "pubkey_ed25519": ed, "messages": [&stored[0]],
-            "expiry": expiry, "extend": true, "signature": sig}))
+        .rpc(
+            n1,
+            "expire",
+            &json!({"pubkey": pk, "pubkey_ed25519": ed, "messages": [&stored[0]],
+            "expiry": expiry, "extend": true, "signature": sig}),
+        )
         .await;
     assert_eq!(reply.status, 200, "expire: {}", reply.text());
     assert_swarm_results(&reply.json(), &members, |r| {
         let updated: Vec<&str> = r["updated"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         let updated = hashes(&updated);
         let applied = r["expiry"].as_u64().unwrap();
-        NodeResultToSign::Expire { pubkey: &carol.pubkey, applied: &[applied], requested: &h, updated: &updated, unchanged: &[] }
-            .message()
+        NodeResultToSign::Expire {
+            pubkey: &carol.pubkey,
+            applied: &[applied],
+            requested: &h,
+            updated: &updated,
+            unchanged: &[],
+        }
+        .message()
     });
 
     // expire_all (shorten) on ns 0.
     let expiry = now_ms() + HOUR_MS / 2;
-    let sig = carol.sign_b64(&SignableRequest::ExpireAll { namespace: NamespaceSelector::One(Namespace(0)), expiry });
+    let sig = carol
+        .sign_b64(&SignableRequest::ExpireAll { namespace: NamespaceSelector::One(Namespace(0)), expiry });
     let reply = http
-        .rpc(n2, "expire_all", &json!({"pubkey": pk, "pubkey_ed25519": ed, "expiry": expiry, "signature": sig}))
+        .rpc(
+            n2,
+            "expire_all",
+            &json!({"pubkey": pk, "pubkey_ed25519": ed, "expiry": expiry, "signature": sig}),
+        )
         .await;
     assert_eq!(reply.status, 200, "expire_all: {}", reply.text());
     assert_swarm_results(&reply.json(), &members, |r| {
@@ -580,8 +626,12 @@ async fn every_method_success_path() {
     let before = now_ms();
     let sig = carol.sign_b64(&SignableRequest::DeleteBefore { namespace: Namespace(3).into(), before });
     let reply = http
-        .rpc(n0, "delete_before", &json!({"pubkey": pk, "pubkey_ed25519": ed, "before": before, "namespace": 3,
-            "signature": sig}))
+        .rpc(
+            n0,
+            "delete_before",
+            &json!({"pubkey": pk, "pubkey_ed25519": ed, "before": before, "namespace": 3,
+            "signature": sig}),
+        )
         .await;
     assert_eq!(reply.status, 200, "delete_before: {}", reply.text());
     let three = hashes(&[&stored[2]]);
@@ -589,9 +639,14 @@ async fn every_method_success_path() {
         NodeResultToSign::Bulk { pubkey: &carol.pubkey, value: before, affected: &three }.message()
     });
     let now = now_ms();
-    let sig = carol.sign_b64(&SignableRequest::DeleteAll { namespace: NamespaceSelector::default(), timestamp: now });
+    let sig = carol
+        .sign_b64(&SignableRequest::DeleteAll { namespace: NamespaceSelector::default(), timestamp: now });
     let reply = http
-        .rpc(n1, "delete_all", &json!({"pubkey": pk, "pubkey_ed25519": ed, "timestamp": now, "signature": sig}))
+        .rpc(
+            n1,
+            "delete_all",
+            &json!({"pubkey": pk, "pubkey_ed25519": ed, "timestamp": now, "signature": sig}),
+        )
         .await;
     assert_eq!(reply.status, 200, "delete_all: {}", reply.text());
     let mut zero = hashes(&[&stored[0], &stored[1]]);
@@ -671,7 +726,9 @@ async fn documented_error_statuses() {
     for _ in 0..1000 {
         let http = http.clone();
         let url = node.rpc_url();
-        tasks.push(tokio::spawn(async move { http.post(&url, rpc_body("info", &json!({}))).await.map(|r| r.status) }));
+        tasks.push(tokio::spawn(async move {
+            http.post(&url, rpc_body("info", &json!({}))).await.map(|r| r.status)
+        }));
     }
     let mut limited = 0;
     for t in tasks {
@@ -704,24 +761,52 @@ async fn garbage_never_500() {
         ("no params", br#"{"method":"store"}"#.to_vec()),
         ("numeric method", br#"{"method":5,"params":{}}"#.to_vec()),
         ("params string", br#"{"method":"retrieve","params":"x"}"#.to_vec()),
-        ("bad pubkey", br#"{"method":"store","params":{"pubkey":"zz","timestamp":1,"ttl":1,"data":"!"}}"#.to_vec()),
-        ("huge numbers", br#"{"method":"store","params":{"pubkey":"05","timestamp":1e400,"ttl":-1}}"#.to_vec()),
+        (
+            "bad pubkey",
+            br#"{"method":"store","params":{"pubkey":"zz","timestamp":1,"ttl":1,"data":"!"}}"#.to_vec(),
+        ),
+        (
+            "huge numbers",
+            br#"{"method":"store","params":{"pubkey":"05","timestamp":1e400,"ttl":-1}}"#.to_vec(),
+        ),
         ("deep nesting", [vec![b'['; 100_000], vec![b']'; 100_000]].concat()),
         ("random 1 KiB", random(1024)),
         ("random 64 KiB", random(65536)),
         ("invalid utf-8", vec![0xff, 0xfe, b'{', 0x80]),
-        ("batch of garbage", br#"{"method":"batch","params":{"requests":[1,"x",{"method":"batch"}]}}"#.to_vec()),
-        ("ifelse loop", br#"{"method":"ifelse","params":{"if":{},"then":{"method":"ifelse","params":{}}}}"#.to_vec()),
+        (
+            "batch of garbage",
+            br#"{"method":"batch","params":{"requests":[1,"x",{"method":"batch"}]}}"#.to_vec(),
+        ),
+        (
+            "ifelse loop",
+            br#"{"method":"ifelse","params":{"if":{},"then":{"method":"ifelse","params":{}}}}"#.to_vec(),
+        ),
     ];
     // Every method with empty, wrong-typed and truncated params.
     for method in [
-        "store", "retrieve", "info", "get_swarm", "delete", "delete_all", "delete_before", "expire", "expire_all",
-        "get_expiries", "revoke_subaccount", "unrevoke_subaccount", "batch", "sequence", "ifelse",
-        "get_service_nodes", "oxend_request",
+        "store",
+        "retrieve",
+        "info",
+        "get_swarm",
+        "delete",
+        "delete_all",
+        "delete_before",
+        "expire",
+        "expire_all",
+        "get_expiries",
+        "revoke_subaccount",
+        "unrevoke_subaccount",
+        "batch",
+        "sequence",
+        "ifelse",
+        "get_service_nodes",
+        "oxend_request",
     ] {
         bodies.push(("method with {}", rpc_body(method, &json!({}))));
         let mut wrong = serde_json::Map::new();
-        for field in ["pubkey", "timestamp", "signature", "messages", "namespace", "expiry", "data", "requests"] {
+        for field in
+            ["pubkey", "timestamp", "signature", "messages", "namespace", "expiry", "data", "requests"]
+        {
             wrong.insert(field.into(), json!([{"x": null}]));
         }
         bodies.push(("method with wrong types", rpc_body(method, &Value::Object(wrong))));
@@ -737,7 +822,8 @@ async fn garbage_never_500() {
     for path in ["/storage_rpc/v1", "/onion_req/v2", "/ping_test/v1", "/nope"] {
         let url = format!("{}{path}", node.base_url());
         for (what, body) in &bodies {
-            let reply = fresh.post(&url, body.clone()).await.unwrap_or_else(|e| panic!("{path} {what}: {e:?}"));
+            let reply =
+                fresh.post(&url, body.clone()).await.unwrap_or_else(|e| panic!("{path} {what}: {e:?}"));
             assert!(reply.status < 500, "{path} {what}: {} {}", reply.status, reply.text());
             worst = worst.max(reply.status);
         }
@@ -752,7 +838,9 @@ async fn garbage_never_500() {
         let mut b = len.to_le_bytes().to_vec();
         b.extend(random(len.min(200) as usize));
         let key = hex::encode(random(32));
-        b.extend_from_slice(format!(r#"{{"ephemeral_key":"{key}","enc_type":"aes-gcm","hop_no":99}}"#).as_bytes());
+        b.extend_from_slice(
+            format!(r#"{{"ephemeral_key":"{key}","enc_type":"aes-gcm","hop_no":99}}"#).as_bytes(),
+        );
         onion_bodies.push(b);
     }
     for body in onion_bodies {

@@ -37,7 +37,8 @@ async fn acknowledged_stores_survive_kill_9() {
     let mut cluster =
         Cluster::start(&ClusterSpec::new(&[SWARM]).args(["--rate", "0"])).unwrap_or_else(|e| panic!("{e}"));
     let list = cluster.node_list();
-    let accounts: Arc<Vec<Account>> = Arc::new((0..ACCOUNTS).map(|_| Account::in_swarm(&list, SWARM)).collect());
+    let accounts: Arc<Vec<Account>> =
+        Arc::new((0..ACCOUNTS).map(|_| Account::in_swarm(&list, SWARM)).collect());
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut total_in_flight = 0;
 
@@ -55,7 +56,8 @@ async fn acknowledged_stores_survive_kill_9() {
                     seq += 1;
                     let which = (client + seq as usize) % accounts.len();
                     let account = &accounts[which];
-                    let data = format!("round {round} client {client} message {seq} {}", now_ms()).into_bytes();
+                    let data =
+                        format!("round {round} client {client} message {seq} {}", now_ms()).into_bytes();
                     let hash = account.hash(0, &data);
                     ledger.lock().unwrap().pending.insert(hash.clone());
                     let body = rpc_body("store", &account.store(0, &data, 3_600_000, now_ms()));
@@ -106,7 +108,8 @@ async fn acknowledged_stores_survive_kill_9() {
         for client in clients {
             client.await.expect("client task");
         }
-        let acked_round = ledger.lock().unwrap().acked.values().map(HashSet::len).sum::<usize>() - acked_before;
+        let acked_round =
+            ledger.lock().unwrap().acked.values().map(HashSet::len).sum::<usize>() - acked_before;
         eprintln!(
             "crash round {round}: {acked_round} stores acknowledged in {:.1} s, {in_flight} in flight at kill -9",
             started.elapsed().as_secs_f64()
@@ -119,7 +122,10 @@ async fn acknowledged_stores_survive_kill_9() {
     // Everything acknowledged is there after the restarts.
     let node = &cluster.nodes[0];
     let http = Http::default();
-    let ledger = ledger.lock().unwrap();
+    let (acked_by_account, failed) = {
+        let ledger = ledger.lock().unwrap();
+        (ledger.acked.clone(), ledger.failed)
+    };
     let mut acked_total = 0;
     let mut found_acked = 0;
     let mut found_total = 0;
@@ -127,7 +133,7 @@ async fn acknowledged_stores_survive_kill_9() {
     for (i, account) in accounts.iter().enumerate() {
         let found = retrieve_all(&http, node, account).await;
         found_total += found.len();
-        let acked = ledger.acked.get(&i).cloned().unwrap_or_default();
+        let acked = acked_by_account.get(&i).cloned().unwrap_or_default();
         acked_total += acked.len();
         for hash in &acked {
             if found.contains(hash) {
@@ -140,10 +146,15 @@ async fn acknowledged_stores_survive_kill_9() {
     eprintln!(
         "crash test: {acked_total} acknowledged, {total_in_flight} in flight at the kills, {} failed by the kills; \
          after restart {found_total} found ({found_acked} of the acknowledged, {} unacknowledged that had committed)",
-        ledger.failed,
+        failed,
         found_total - found_acked
     );
-    assert!(missing.is_empty(), "{} acknowledged stores lost after kill -9: {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged stores lost after kill -9: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     assert_eq!(found_acked, acked_total);
 }
 

@@ -103,7 +103,8 @@ pub struct Cluster {
 impl Cluster {
     /// Writes keys and the node list, then starts every node and waits for each startup line.
     pub fn start(spec: &ClusterSpec) -> Result<Self, String> {
-        let dir = tempfile::Builder::new().prefix("session-node-test").tempdir().map_err(|e| e.to_string())?;
+        let dir =
+            tempfile::Builder::new().prefix("session-node-test").tempdir().map_err(|e| e.to_string())?;
         let node_list_path = dir.path().join("nodes.json");
         let ports = reserve_ports(spec.swarms.len())?;
         let mut nodes = Vec::with_capacity(spec.swarms.len());
