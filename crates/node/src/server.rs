@@ -392,9 +392,7 @@ mod tests {
 
     #[tokio::test]
     async fn panicking_handler_gives_500_and_the_server_keeps_serving() {
-        let app = Router::new()
-            .route("/boom", get(boom))
-            .route("/ok", get(|| async { "fine" }));
+        let app = Router::new().route("/boom", get(boom)).route("/ok", get(|| async { "fine" }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = watch::channel(false);
