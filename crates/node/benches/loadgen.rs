@@ -44,6 +44,7 @@ OPTIONS:
   --quick             3 s runs, shorter warm-up and crypto floor
   --warmup N          unmeasured seconds before each run (default 2; quick 0.5)
   --concurrency N     concurrent requests per run (default 64)
+  --onion-concurrency N  concurrent onion requests (default: --concurrency)
   --nodes N           nodes to start (default 4; at least 4 for onion runs)
   --swarm-size N      nodes per swarm (default 1: every store is one node's write; with N > 1
                       each store is also forwarded to the N-1 other members)
@@ -66,6 +67,7 @@ struct Options {
     warmup: f64,
     quick: bool,
     concurrency: usize,
+    onion_concurrency: Option<usize>,
     nodes: usize,
     swarm_size: usize,
     enc_type: EncType,
@@ -82,6 +84,7 @@ impl Options {
             warmup: 2.0,
             quick: false,
             concurrency: 64,
+            onion_concurrency: None,
             nodes: 4,
             swarm_size: 1,
             enc_type: EncType::XChaCha20,
@@ -108,6 +111,9 @@ impl Options {
                     warmup_set = true;
                 }
                 "--concurrency" => o.concurrency = num::<usize>(&value("--concurrency")?)?.max(1),
+                "--onion-concurrency" => {
+                    o.onion_concurrency = Some(num::<usize>(&value("--onion-concurrency")?)?.max(1));
+                }
                 "--nodes" => o.nodes = num::<usize>(&value("--nodes")?)?.max(1),
                 "--swarm-size" => o.swarm_size = num::<usize>(&value("--swarm-size")?)?.max(1),
                 "--enc-type" => {
@@ -324,7 +330,12 @@ async fn run(o: Options) -> Result<(), String> {
     if o.wants("onion") {
         let result = measure_onion(&o, &http, &cluster, &node_pids).await;
         report(
-            &format!("onion 3 hops → {} ({})", o.onion_method, o.enc_type),
+            &format!(
+                "onion 3 hops → {} ({}, c={})",
+                o.onion_method,
+                o.enc_type,
+                o.onion_concurrency.unwrap_or(o.concurrency)
+            ),
             &result,
             Some(GOAL_ONION),
             Some(GOAL_ONION_P50_MS),
@@ -502,7 +513,7 @@ async fn measure_onion(o: &Options, http: &Http, cluster: &Arc<Cluster>, node_pi
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
-    for _ in 0..o.concurrency {
+    for _ in 0..o.onion_concurrency.unwrap_or(o.concurrency) {
         let (http, keys, urls, accounts) = (http.clone(), keys.clone(), urls.clone(), accounts.clone());
         let (measuring, stop, enc_type) = (measuring.clone(), stop.clone(), o.enc_type);
         let info_body = br#"{"method":"info","params":{}}"#.to_vec();

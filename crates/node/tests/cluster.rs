@@ -206,6 +206,38 @@ async fn swarm_write_reaches_every_member() {
     for node in &cluster.nodes {
         assert!(node_running(node), "node {} died:\n{}", node.index, node.logs());
     }
+
+    // A member that is down: the store still succeeds, with that member's result failed.
+    let mut cluster = cluster;
+    cluster.nodes[2].kill9();
+    let (n0, n2) = (&cluster.nodes[0], &cluster.nodes[2]);
+    let reply = http.rpc(n0, "store", &alice.store(0, b"while one is down", HOUR_MS, now_ms())).await;
+    assert_eq!(reply.status, 200, "store with a member down: {}", reply.text());
+    let body = reply.json();
+    assert_eq!(body["swarm"][n2.ed25519_hex()]["failed"], json!(true), "{body}");
+    assert!(body["swarm"][n0.ed25519_hex()].get("failed").is_none(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_list_file_is_reloaded() {
+    let mut cluster = start(ClusterSpec::new(&[S1, S2]));
+    let http = Http::default();
+    let grace = Account::in_swarm(&cluster.node_list(), S2);
+    let reply = http.rpc(&cluster.nodes[0], "retrieve", &grace.retrieve(0, now_ms(), None)).await;
+    assert_eq!(reply.status, 421, "{}", reply.text());
+
+    // Move node 0 into S2 (S1 disappears): it now serves grace.
+    let mut records = cluster.records.clone();
+    records[0].swarm_id = S2;
+    cluster.rewrite_node_list(records).unwrap();
+    let node = &cluster.nodes[0];
+    let reloaded = support::eventually(std::time::Duration::from_secs(15), || async {
+        http.rpc(node, "retrieve", &grace.retrieve(0, now_ms(), None)).await.status == 200
+    })
+    .await;
+    assert!(reloaded, "node 0 did not pick up the new node list:\n{}", node.logs());
+    let reply = http.rpc(&cluster.nodes[1], "get_swarm", &json!({"pubkey": grace.pubkey_hex})).await;
+    assert_eq!(reply.json()["snodes"].as_array().map(Vec::len), Some(2), "{}", reply.text());
 }
 
 fn node_running(node: &Node) -> bool {

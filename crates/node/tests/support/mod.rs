@@ -158,6 +158,23 @@ impl Cluster {
         Ok(Self { nodes, node_list_path, records, _dir: dir })
     }
 
+    /// Replaces the node-list file (the nodes poll it and reload on change).
+    pub fn rewrite_node_list(&mut self, records: Vec<NodeRecord>) -> Result<(), String> {
+        let file = NodeListFile { service_node_states: records.clone() };
+        let text = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+        // Write then rename, so that a node never reads half a file.
+        let tmp = self.node_list_path.with_extension("json.tmp");
+        std::fs::write(&tmp, text).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &self.node_list_path).map_err(|e| e.to_string())?;
+        for node in &mut self.nodes {
+            if let Some(r) = records.iter().find(|r| r.pubkey_ed25519 == node.record.pubkey_ed25519) {
+                node.record = r.clone();
+            }
+        }
+        self.records = records;
+        Ok(())
+    }
+
     /// The node list as the nodes see it.
     pub fn node_list(&self) -> NodeList {
         NodeList::new(self.records.clone())
