@@ -126,19 +126,7 @@ pub(super) fn delete_all(
     account: &AccountKey,
     namespaces: NamespaceSelector,
 ) -> Result<Vec<(Namespace, MessageHash)>, StoreError> {
-    let Some(owner) = owner_id(conn, account)? else {
-        return Ok(Vec::new());
-    };
-    match namespaces {
-        NamespaceSelector::One(ns) => returning_pairs(
-            conn,
-            "DELETE FROM messages WHERE owner = ?1 AND namespace = ?2 RETURNING namespace, hash",
-            (owner, ns.0),
-        ),
-        NamespaceSelector::All => {
-            returning_pairs(conn, "DELETE FROM messages WHERE owner = ?1 RETURNING namespace, hash", [owner])
-        }
-    }
+    owner_bulk(conn, account, namespaces, "DELETE FROM messages WHERE owner = ?1{NS}", None)
 }
 
 /// Deletes the owner's messages with `timestamp <= before_ms` in the selected namespace(s).
@@ -148,22 +136,13 @@ pub(super) fn delete_before(
     namespaces: NamespaceSelector,
     before_ms: i64,
 ) -> Result<Vec<(Namespace, MessageHash)>, StoreError> {
-    let Some(owner) = owner_id(conn, account)? else {
-        return Ok(Vec::new());
-    };
-    match namespaces {
-        NamespaceSelector::One(ns) => returning_pairs(
-            conn,
-            "DELETE FROM messages WHERE owner = ?1 AND namespace = ?2 AND timestamp <= ?3 \
-             RETURNING namespace, hash",
-            (owner, ns.0, before_ms),
-        ),
-        NamespaceSelector::All => returning_pairs(
-            conn,
-            "DELETE FROM messages WHERE owner = ?1 AND timestamp <= ?2 RETURNING namespace, hash",
-            (owner, before_ms),
-        ),
-    }
+    owner_bulk(
+        conn,
+        account,
+        namespaces,
+        "DELETE FROM messages WHERE owner = ?1{NS} AND timestamp <= ?3",
+        Some(before_ms),
+    )
 }
 
 /// Shortens to `expiry_ms` every selected message that expires later.
@@ -173,22 +152,48 @@ pub(super) fn expire_all(
     namespaces: NamespaceSelector,
     expiry_ms: i64,
 ) -> Result<Vec<(Namespace, MessageHash)>, StoreError> {
+    owner_bulk(
+        conn,
+        account,
+        namespaces,
+        "UPDATE messages SET expiry = ?3 WHERE owner = ?1{NS} AND expiry > ?3",
+        Some(expiry_ms),
+    )
+}
+
+/// Runs a bulk statement over one owner's messages and returns the rows it touched. In `sql`,
+/// `?1` is the owner, `{NS}` becomes ` AND namespace = ?2` for one namespace (nothing for all),
+/// and `?3` is `value`.
+fn owner_bulk(
+    conn: &Connection,
+    account: &AccountKey,
+    namespaces: NamespaceSelector,
+    sql: &str,
+    value: Option<i64>,
+) -> Result<Vec<(Namespace, MessageHash)>, StoreError> {
     let Some(owner) = owner_id(conn, account)? else {
         return Ok(Vec::new());
     };
-    match namespaces {
-        NamespaceSelector::One(ns) => returning_pairs(
-            conn,
-            "UPDATE messages SET expiry = ?1 WHERE owner = ?2 AND namespace = ?3 AND expiry > ?1 \
-             RETURNING namespace, hash",
-            (expiry_ms, owner, ns.0),
-        ),
-        NamespaceSelector::All => returning_pairs(
-            conn,
-            "UPDATE messages SET expiry = ?1 WHERE owner = ?2 AND expiry > ?1 RETURNING namespace, hash",
-            (expiry_ms, owner),
-        ),
+    let (filter, namespace) = match namespaces {
+        NamespaceSelector::One(ns) => (" AND namespace = ?2", Some(ns.0)),
+        NamespaceSelector::All => ("", None),
+    };
+    let sql = format!("{} RETURNING namespace, hash", sql.replace("{NS}", filter));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    // Every numbered parameter must be bound: an unused `?2`/`?3` is simply absent from `sql`.
+    let mut args: Vec<(usize, i64)> = vec![(1, owner)];
+    args.extend(namespace.map(|ns| (2, i64::from(ns))));
+    args.extend(value.map(|v| (3, v)));
+    for (index, arg) in args {
+        stmt.raw_bind_parameter(index, arg)?;
     }
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push((Namespace(row.get(0)?), hash_from_row(row, 1)?));
+    }
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// Per-hash expiry update under `mode` (network §4.9).
@@ -438,22 +443,6 @@ fn owner_id_or_create(conn: &Connection, account: &AccountKey) -> rusqlite::Resu
     }
     conn.prepare_cached("INSERT INTO owners (type, pubkey) VALUES (?1, ?2) RETURNING id")?
         .query_row((account.prefix(), &account.key()[..]), |row| row.get(0))
-}
-
-/// Runs a `… RETURNING namespace, hash` statement; the pairs sorted by (namespace, hash).
-fn returning_pairs(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> Result<Vec<(Namespace, MessageHash)>, StoreError> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        out.push((Namespace(row.get(0)?), hash_from_row(row, 1)?));
-    }
-    out.sort_unstable();
-    Ok(out)
 }
 
 /// Reads a stored hash column.
