@@ -73,6 +73,7 @@ async fn start_nodes(n: usize, config: impl Fn(usize) -> NodeConfig, extra: &[No
             nodes: ArcSwap::from_pointee(NodeList::new(records.clone())),
             store,
             metrics: Metrics::default(),
+        list_changed: Default::default(),
         });
         let tls = ctx.config.tls.then(|| tls::server_config(dir.path()).unwrap());
         // The shutdown sender lives as long as the test's runtime.
