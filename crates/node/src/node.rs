@@ -140,7 +140,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     });
     nodelist::install(&ctx, initial);
 
-    let mut background = vec![crate::store::spawn_expiry_task(ctx.store.clone()), crate::sync::spawn(ctx.clone())];
+    let mut background =
+        vec![crate::store::spawn_expiry_task(ctx.store.clone()), crate::sync::spawn(ctx.clone())];
     if let Some(watcher) = watcher {
         background.push(nodelist::spawn_file_watcher(ctx.clone(), watcher, nodelist::FILE_POLL_INTERVAL));
     }

@@ -6,7 +6,9 @@
 //! * a six-node swarm splits in two: each account is served by its new swarm, and the old holders
 //!   drop the accounts they handed off;
 //! * a member is killed with SIGKILL while writes go on, then restarted: it catches up and serves
-//!   every message, none lost.
+//!   every message, none lost;
+//! * a hand-off to a swarm whose members are all down deletes nothing; once they are back, the
+//!   next periodic run delivers and only then deletes.
 
 mod support;
 
@@ -43,7 +45,13 @@ struct Seen {
 
 /// Stores `per_namespace` messages in each of [`NAMESPACES`] for `account` through `node`;
 /// returns what a retrieve should show.
-async fn write(http: &Http, node: &Node, account: &Account, per_namespace: usize, tag: &str) -> BTreeSet<Seen> {
+async fn write(
+    http: &Http,
+    node: &Node,
+    account: &Account,
+    per_namespace: usize,
+    tag: &str,
+) -> BTreeSet<Seen> {
     let mut written = BTreeSet::new();
     for namespace in NAMESPACES {
         for i in 0..per_namespace {
@@ -97,7 +105,9 @@ async fn served(http: &Http, node: &Node, account: &Account) -> Result<BTreeSet<
 
 /// Waits until `node` serves exactly `expected` for `account`; panics with what it served.
 async fn assert_serves(http: &Http, node: &Node, account: &Account, expected: &BTreeSet<Seen>) {
-    let ok = eventually(SYNC_TIMEOUT, || async { served(http, node, account).await.as_ref() == Ok(expected) }).await;
+    let ok =
+        eventually(SYNC_TIMEOUT, || async { served(http, node, account).await.as_ref() == Ok(expected) })
+            .await;
     if !ok {
         let got = served(http, node, account).await;
         let missing = got.as_ref().map(|g| expected.difference(g).count());
@@ -167,11 +177,14 @@ async fn split_moves_accounts_to_their_new_swarm() {
     let mut written: BTreeMap<String, BTreeSet<Seen>> = BTreeMap::new();
     for (i, account) in stay.iter().chain(&moving).enumerate() {
         let node = &cluster.nodes[i % 6];
-        written.insert(account.pubkey_hex.clone(), write(&http, node, account, 2, &format!("split {i}")).await);
+        written
+            .insert(account.pubkey_hex.clone(), write(&http, node, account, 2, &format!("split {i}")).await);
     }
     let per_account = NAMESPACES.len() as u64 * 2;
     for node in &cluster.nodes {
-        let all = eventually(SYNC_TIMEOUT, || async { stored_count(&http, node).await == Some(6 * per_account) }).await;
+        let all =
+            eventually(SYNC_TIMEOUT, || async { stored_count(&http, node).await == Some(6 * per_account) })
+                .await;
         assert!(all, "node {} should hold all {} messages before the split", node.index, 6 * per_account);
     }
 
@@ -187,7 +200,9 @@ async fn split_moves_accounts_to_their_new_swarm() {
     // Every node ends up holding only its own swarm's accounts: the others were deleted after a
     // member of their new swarm confirmed them.
     for node in &cluster.nodes {
-        let only_own = eventually(SYNC_TIMEOUT, || async { stored_count(&http, node).await == Some(3 * per_account) }).await;
+        let only_own =
+            eventually(SYNC_TIMEOUT, || async { stored_count(&http, node).await == Some(3 * per_account) })
+                .await;
         assert!(
             only_own,
             "node {} holds {:?} messages, expected {} once hand-off finished\n{}",
@@ -233,4 +248,63 @@ async fn restarted_member_catches_up_on_missed_writes() {
         served_after += served(&http, restarted, account).await.map(|s| s.len()).unwrap_or(0);
     }
     assert_eq!(served_after, total, "messages lost: {}", total - served_after);
+}
+
+/// The value of a counter line (`name value`) in `node`'s metrics.
+async fn metric(http: &Http, node: &Node, name: &str) -> Option<u64> {
+    let reply = http.get(&format!("{}/metrics", node.base_url())).await.ok()?;
+    let prefix = format!("{name} ");
+    reply.text().lines().find_map(|l| l.strip_prefix(prefix.as_str())?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_off_keeps_messages_until_confirmed() {
+    let mut cluster = start(&[S1, S1, NO_SWARM, NO_SWARM], &["--anti-entropy-secs", "2"]);
+    let http = Http::default();
+    let mut after = cluster.records.clone();
+    after[2].swarm_id = S2;
+    after[3].swarm_id = S2;
+    let future = session_node::nodelist::NodeList::new(after.clone());
+    let moving: Vec<Account> = (0..2).map(|_| Account::in_swarm(&future, S2)).collect();
+    let mut written = Vec::new();
+    for (i, account) in moving.iter().enumerate() {
+        written.push(write(&http, &cluster.nodes[i % 2], account, 2, &format!("hand-off {i}")).await);
+    }
+    let total: u64 = written.iter().map(|w| w.len() as u64).sum();
+
+    // The new swarm's members go down before the list that creates their swarm arrives.
+    cluster.nodes[2].kill9();
+    cluster.nodes[3].kill9();
+    cluster.rewrite_node_list(after).expect("node list rewritten");
+    for node in &cluster.nodes[..2] {
+        let tried = eventually(SYNC_TIMEOUT, || async {
+            metric(&http, node, "session_node_sync_push_failures_total").await.is_some_and(|n| n >= 1)
+        })
+        .await;
+        assert!(tried, "node {} never failed a hand-off\n{}", node.index, node.logs());
+        assert_eq!(
+            stored_count(&http, node).await,
+            Some(total),
+            "node {} deleted unconfirmed messages",
+            node.index
+        );
+        assert_eq!(metric(&http, node, "session_node_sync_handed_off_messages_total").await, Some(0));
+    }
+
+    cluster.nodes[2].restart().expect("node 2 restarts");
+    cluster.nodes[3].restart().expect("node 3 restarts");
+    for node in &cluster.nodes[2..] {
+        for (account, expected) in moving.iter().zip(&written) {
+            assert_serves(&http, node, account, expected).await;
+        }
+    }
+    for node in &cluster.nodes[..2] {
+        let dropped = eventually(SYNC_TIMEOUT, || async { stored_count(&http, node).await == Some(0) }).await;
+        assert!(
+            dropped,
+            "node {} kept handed-off messages: {:?}",
+            node.index,
+            stored_count(&http, node).await
+        );
+    }
 }

@@ -246,7 +246,11 @@ impl PeerClient {
     /// Sends one transfer request (`/node/v1/messages`) whose body was built with
     /// [`wire::encode_messages`]; returns the peer's counts. Any status but 200 is
     /// `PeerError::Refused`.
-    pub async fn send_message_batch(&self, peer: &NodeRecord, body: Vec<u8>) -> Result<MessagesReply, PeerError> {
+    pub async fn send_message_batch(
+        &self,
+        peer: &NodeRecord,
+        body: Vec<u8>,
+    ) -> Result<MessagesReply, PeerError> {
         if body.len() > MAX_REQUEST_BYTES {
             return Err(PeerError::TooLarge);
         }

@@ -14,8 +14,8 @@ use super::auth::{self, AuthError};
 use super::wire::{AccountsRequest, DigestRequest, FetchRequest, MessagesReply, MessagesRequest};
 use super::{ACCOUNTS_PATH, DIGEST_PATH, FETCH_PATH, MAX_REQUEST_BYTES, MESSAGES_PATH, ONION_PATH, RPC_PATH};
 use crate::NodeContext;
-use crate::rpc::{self, Origin, ReplyBody, RpcReply};
 use crate::metrics::SyncCounters;
+use crate::rpc::{self, Origin, ReplyBody, RpcReply};
 use crate::store::StoreError;
 use crate::sync::catchup::{self, ServeError};
 

@@ -129,7 +129,8 @@ pub struct FetchReply {
 pub fn encode_messages<'a>(
     messages: impl IntoIterator<Item = (&'a AccountKey, &'a StoredMessage)>,
 ) -> Vec<u8> {
-    let messages = messages.into_iter().map(|(account, message)| WireMessage::encode(account, message)).collect();
+    let messages =
+        messages.into_iter().map(|(account, message)| WireMessage::encode(account, message)).collect();
     serde_json::to_vec(&MessagesRequest { messages }).expect("strings and integers serialize")
 }
 

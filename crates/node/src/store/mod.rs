@@ -326,7 +326,11 @@ impl Store {
     /// Deletes these hashes of `account` without leaving tombstones: the messages were handed
     /// over to the swarm that now owns the account, not deleted by their owner. Returns how many
     /// were deleted.
-    pub async fn drop_handed_off(&self, account: AccountKey, hashes: Vec<MessageHash>) -> Result<usize, StoreError> {
+    pub async fn drop_handed_off(
+        &self,
+        account: AccountKey,
+        hashes: Vec<MessageHash>,
+    ) -> Result<usize, StoreError> {
         self.write(move |conn| ops::drop_handed_off(conn, &account, &hashes)).await
     }
 
@@ -336,7 +340,11 @@ impl Store {
     }
 
     /// The account's messages in every namespace, not expired at `now_ms`, in insertion order.
-    pub async fn account_messages(&self, account: AccountKey, now_ms: i64) -> Result<Vec<StoredMessage>, StoreError> {
+    pub async fn account_messages(
+        &self,
+        account: AccountKey,
+        now_ms: i64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         self.read(move |conn| ops::account_messages(conn, &account, now_ms)).await
     }
 

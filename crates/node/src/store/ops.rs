@@ -606,7 +606,12 @@ fn deleting(
 
 /// Records that the owner deleted `hash`, until `expiry` (when the message would have expired
 /// anyway and no peer can hand it back).
-fn tombstone(conn: &Connection, account: &AccountKey, hash: &MessageHash, expiry: i64) -> Result<(), StoreError> {
+fn tombstone(
+    conn: &Connection,
+    account: &AccountKey,
+    hash: &MessageHash,
+    expiry: i64,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO deleted_messages (hash, account, expiry) VALUES (?1, ?2, ?3) \
          ON CONFLICT (hash) DO UPDATE SET expiry = max(expiry, excluded.expiry)",
@@ -625,7 +630,11 @@ fn is_tombstoned(conn: &Connection, hash: &MessageHash) -> Result<bool, StoreErr
 }
 
 /// Reads an account from its `type` and `pubkey` columns; None for a malformed row.
-fn account_from_row(row: &Row<'_>, type_index: usize, key_index: usize) -> rusqlite::Result<Option<AccountKey>> {
+fn account_from_row(
+    row: &Row<'_>,
+    type_index: usize,
+    key_index: usize,
+) -> rusqlite::Result<Option<AccountKey>> {
     let prefix: i64 = row.get(type_index)?;
     let key = row.get_ref(key_index)?.as_blob()?;
     let (Ok(prefix), Ok(key)) = (u8::try_from(prefix), <[u8; 32]>::try_from(key)) else {

@@ -64,7 +64,10 @@ pub(crate) async fn catch_up(
         }
     }
     let counters = ctx.metrics.sync();
-    SyncCounters::add(if outcome.peers_failed == 0 { &counters.catch_up_ok } else { &counters.catch_up_failed }, 1);
+    SyncCounters::add(
+        if outcome.peers_failed == 0 { &counters.catch_up_ok } else { &counters.catch_up_failed },
+        1,
+    );
     Ok(outcome)
 }
 
@@ -96,7 +99,9 @@ async fn catch_up_from(
             if list.swarm_of(&account) != Some(swarm) || theirs.count == 0 {
                 continue;
             }
-            let same = mine.get(&account).is_some_and(|m| m.count == theirs.count && hex::encode(m.digest) == theirs.digest);
+            let same = mine
+                .get(&account)
+                .is_some_and(|m| m.count == theirs.count && hex::encode(m.digest) == theirs.digest);
             if !same {
                 wanted.push(account);
             }
@@ -113,7 +118,9 @@ async fn catch_up_from(
         let mut skip: HashSet<MessageHash> =
             ctx.store.account_messages(account, i64::MIN).await?.into_iter().map(|m| m.hash).collect();
         skip.extend(ctx.store.tombstones(account).await?);
-        if !group.is_empty() && (group.len() >= ACCOUNTS_PER_FETCH || group_hashes + skip.len() > HAVE_PER_FETCH) {
+        if !group.is_empty()
+            && (group.len() >= ACCOUNTS_PER_FETCH || group_hashes + skip.len() > HAVE_PER_FETCH)
+        {
             received += fetch(ctx, list, swarm, peer, std::mem::take(&mut group), retry).await?;
             group_hashes = 0;
         }
@@ -184,7 +191,8 @@ async fn own_digests(
     let list = Arc::clone(list);
     ctx.store
         .account_digests(ctx.now_ms(), move |account| {
-            list.swarm_of(account) == Some(swarm) && buckets.as_ref().is_none_or(|b| b.contains(&bucket_of(account)))
+            list.swarm_of(account) == Some(swarm)
+                && buckets.as_ref().is_none_or(|b| b.contains(&bucket_of(account)))
         })
         .await
 }
@@ -261,7 +269,11 @@ pub(crate) async fn answer_accounts(
     let accounts = own_digests(ctx, &list, swarm, Some(buckets))
         .await?
         .into_iter()
-        .map(|d| WireAccountDigest { account: d.account.to_hex(), count: d.count, digest: hex::encode(d.digest) })
+        .map(|d| WireAccountDigest {
+            account: d.account.to_hex(),
+            count: d.count,
+            digest: hex::encode(d.digest),
+        })
         .collect();
     Ok(AccountsReply { accounts })
 }
@@ -276,7 +288,8 @@ pub(crate) async fn answer_fetch(
     let (list, swarm) = check_swarm(ctx, sender, &request.swarm)?;
     let mut wanted = Vec::with_capacity(request.accounts.len());
     for entry in request.accounts {
-        let account: AccountKey = entry.account.parse().map_err(|_| ServeError::Invalid("malformed account"))?;
+        let account: AccountKey =
+            entry.account.parse().map_err(|_| ServeError::Invalid("malformed account"))?;
         if list.swarm_of(&account) != Some(swarm) {
             continue;
         }

@@ -135,7 +135,8 @@ async fn run(ctx: Arc<NodeContext>) {
             next_periodic = period.map(|p| Instant::now() + p);
         }
         let list = ctx.node_list();
-        let Some(plan) = Plan::new(base.as_deref(), Arc::clone(&list), ctx.identity.ed25519_hex(), why) else {
+        let Some(plan) = Plan::new(base.as_deref(), Arc::clone(&list), ctx.identity.ed25519_hex(), why)
+        else {
             continue;
         };
         tokio::select! {
@@ -179,7 +180,8 @@ async fn execute(ctx: &NodeContext, plan: &Plan, retry: &Retry, why: Trigger) {
     if let (true, Some(swarm)) = (plan.catch_up, plan.own_swarm) {
         match catchup::catch_up(ctx, &plan.list, swarm, retry).await {
             Ok(outcome) => {
-                let level_info = outcome.received > 0 || outcome.peers_failed > 0 || why == Trigger::ListChanged;
+                let level_info =
+                    outcome.received > 0 || outcome.peers_failed > 0 || why == Trigger::ListChanged;
                 if level_info {
                     tracing::info!(
                         peers_ok = outcome.peers_ok,
@@ -204,8 +206,12 @@ mod tests {
 
     #[tokio::test]
     async fn retry_gives_up_after_the_attempts_and_returns_the_first_success() {
-        let retry =
-            Retry { attempts: 4, initial: Duration::from_millis(1), max: Duration::from_millis(3), batch_bytes: 1 << 20 };
+        let retry = Retry {
+            attempts: 4,
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(3),
+            batch_bytes: 1 << 20,
+        };
         let calls = AtomicU32::new(0);
         let result: Result<(), _> = retry
             .run(|| {

@@ -56,7 +56,12 @@ impl Plan {
     /// The plan for `current`, given the last fully synced list `base` (None at start, or when
     /// no run has completed yet), for the node whose Ed25519 key is `own_hex`. None when
     /// `current` has no swarm at all (nothing can be decided; an empty list at start).
-    pub fn new(base: Option<&NodeList>, current: Arc<NodeList>, own_hex: &str, trigger: Trigger) -> Option<Self> {
+    pub fn new(
+        base: Option<&NodeList>,
+        current: Arc<NodeList>,
+        own_hex: &str,
+        trigger: Trigger,
+    ) -> Option<Self> {
         if current.swarm_ids().is_empty() {
             return None;
         }
@@ -65,8 +70,7 @@ impl Plan {
         let old_swarm = base.and_then(|b| b.by_ed25519(own_hex)).and_then(NodeRecord::swarm);
         let joiners = match (base, own_swarm) {
             (Some(base), Some(swarm)) if old_swarm == Some(swarm) => {
-                let before: BTreeSet<&str> =
-                    base.members(swarm).map(|n| n.pubkey_ed25519.as_str()).collect();
+                let before: BTreeSet<&str> = base.members(swarm).map(|n| n.pubkey_ed25519.as_str()).collect();
                 current
                     .members(swarm)
                     .filter(|n| n.pubkey_ed25519 != own_hex && !before.contains(n.pubkey_ed25519.as_str()))
@@ -76,7 +80,9 @@ impl Plan {
             _ => Vec::new(),
         };
         let new_swarms = match base {
-            Some(base) => current.swarm_ids().iter().filter(|s| !base.swarm_ids().contains(s)).copied().collect(),
+            Some(base) => {
+                current.swarm_ids().iter().filter(|s| !base.swarm_ids().contains(s)).copied().collect()
+            }
             None => BTreeSet::new(),
         };
         let entered_swarm = own_swarm.is_some() && (base.is_none() || old_swarm != own_swarm);
@@ -160,7 +166,9 @@ mod tests {
         let joined: Vec<_> = plan.joiners.iter().map(|n| n.pubkey_ed25519.clone()).collect();
         assert_eq!(joined, [hex::encode([3u8; 32]), hex::encode([4u8; 32])]);
         assert!(!plan.catch_up, "an existing member has nothing to catch up on");
-        assert!(matches!(plan.destination(&account_in(&current, S1)), Destination::Joiners(j) if j.len() == 2));
+        assert!(
+            matches!(plan.destination(&account_in(&current, S1)), Destination::Joiners(j) if j.len() == 2)
+        );
         // The joiner itself catches up instead of pushing.
         let plan = Plan::new(Some(&base), current, &hex::encode([3u8; 32]), Trigger::ListChanged).unwrap();
         assert!(plan.joiners.is_empty() && plan.catch_up);
@@ -183,7 +191,8 @@ mod tests {
         }
         assert_eq!(plan.destination(&account_in(&current, S1)), Destination::Stay);
         // A node that moved into the new swarm catches up there and hands off S1's accounts.
-        let plan = Plan::new(Some(&base), current.clone(), &hex::encode([3u8; 32]), Trigger::ListChanged).unwrap();
+        let plan =
+            Plan::new(Some(&base), current.clone(), &hex::encode([3u8; 32]), Trigger::ListChanged).unwrap();
         assert!(plan.catch_up && plan.joiners.is_empty());
         assert!(matches!(plan.destination(&account_in(&current, S1)), Destination::HandOff { .. }));
     }

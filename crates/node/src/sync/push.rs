@@ -108,10 +108,8 @@ async fn flush(
     let sends = targets.iter().map(|peer| {
         let body = body.clone();
         async move {
-            let result = retry
-                .run(|| ctx.peers.send_message_batch(peer, body.clone()))
-                .await
-                .inspect_err(|e| {
+            let result =
+                retry.run(|| ctx.peers.send_message_batch(peer, body.clone())).await.inspect_err(|e| {
                     tracing::warn!(peer = %short_node(peer), error = %e, "sync push failed after retries");
                 });
             result.ok()
