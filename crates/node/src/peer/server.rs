@@ -59,7 +59,8 @@ async fn onion(State(ctx): State<Arc<NodeContext>>, headers: HeaderMap, body: By
     crate::onion::handle_relayed(&ctx, &body).await.into_response()
 }
 
-/// `POST /node/v1/messages`: body `{"messages": [...]}`; reply `{"received","inserted","rejected"}`.
+/// `POST /node/v1/messages`: body `{"messages": [...]}`; reply
+/// `{"received","inserted","rejected","owned"}`.
 async fn messages(State(ctx): State<Arc<NodeContext>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(e) = authenticate(&ctx, MESSAGES_PATH, &headers, &body) {
         return refused(e);
@@ -72,10 +73,16 @@ async fn messages(State(ctx): State<Arc<NodeContext>>, headers: HeaderMap, body:
     let valid: Vec<_> =
         request.messages.iter().filter_map(|m| m.decode().ok()).filter(|(_, m)| m.expiry_ms > now).collect();
     let rejected = received - valid.len();
+    let nodes = ctx.node_list();
+    let own_swarm = nodes.by_ed25519(ctx.identity.ed25519_hex()).and_then(crate::nodelist::NodeRecord::swarm);
+    let owned = valid
+        .iter()
+        .filter(|(account, _)| own_swarm.is_some() && nodes.swarm_of(account) == own_swarm)
+        .count();
     match ctx.store.bulk_insert(valid).await {
         Ok(inserted) => {
             SyncCounters::add(&ctx.metrics.sync().received_pushed, inserted);
-            let reply = MessagesReply { received, inserted, rejected };
+            let reply = MessagesReply { received, inserted, rejected, owned };
             (StatusCode::OK, axum::Json(reply)).into_response()
         }
         Err(StoreError::Full) => text(StatusCode::INSUFFICIENT_STORAGE, "database is full"),

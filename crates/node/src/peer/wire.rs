@@ -41,6 +41,11 @@ pub struct MessagesReply {
     pub inserted: usize,
     /// Messages refused (malformed, hash mismatch, already expired).
     pub rejected: usize,
+    /// Accepted messages whose accounts belong to the receiver's own swarm in its node list: the
+    /// receiver takes responsibility for these. A sender handing messages off deletes its copy
+    /// only when all of them are owned (`docs/node-channel.md` §7). Absent (older receivers) is 0.
+    #[serde(default)]
+    pub owned: usize,
 }
 
 /// `POST /node/v1/digest` request: the caller's non-empty bucket digests for `swarm`.

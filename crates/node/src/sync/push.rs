@@ -119,8 +119,12 @@ async fn flush(
     let mut confirmed = false;
     for reply in replies.into_iter().flatten() {
         SyncCounters::add(&counters.pushed, reply.received.saturating_sub(reply.rejected));
-        // A refused message (expired meanwhile, say) means the batch is not fully confirmed.
-        confirmed |= reply.rejected == 0 && reply.received == batch.len();
+        // A refused message (expired meanwhile, say) means the batch is not fully confirmed. A
+        // hand-off also needs the target to own every account by its own list: a target with an
+        // older list might hand the messages back while we delete ours.
+        confirmed |= reply.rejected == 0
+            && reply.received == batch.len()
+            && (!drop_confirmed || reply.owned == batch.len());
     }
     if !confirmed {
         SyncCounters::add(&counters.push_failures, 1);
