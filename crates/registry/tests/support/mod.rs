@@ -138,8 +138,14 @@ fn wait_for_line(child: &mut Child, logs: &Arc<Mutex<Vec<String>>>, prefix: &str
     match rx.recv_timeout(START_TIMEOUT) {
         Ok(line) => line,
         Err(_) => {
+            let exited = child.try_wait().ok().flatten();
             let _ = child.kill();
-            panic!("no startup line {prefix:?}; output:\n{}", logs.lock().unwrap().join("\n"));
+            // Let the reader threads collect what the process wrote before it went.
+            std::thread::sleep(Duration::from_millis(300));
+            panic!(
+                "no startup line {prefix:?} (exit: {exited:?}); output:\n{}",
+                logs.lock().unwrap().join("\n")
+            );
         }
     }
 }
