@@ -17,8 +17,14 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Static node-list file (JSON, `get_service_nodes` shape), reloaded when it changes.
     pub node_list_file: Option<PathBuf>,
-    /// Node registry URL (used once the registry exists).
+    /// Node registry URL (`docs/registry.md`): register, heartbeat and take the node list from
+    /// the registry's verified epoch chain instead of `node_list_file`.
     pub registry_url: Option<String>,
+    /// The registry's Ed25519 key (hex). When absent, the key the registry presents at first
+    /// contact is pinned in the data dir (trust on first use).
+    pub registry_pubkey: Option<String>,
+    /// Seconds between heartbeats to the registry (upstream storage servers ping every 30 s).
+    pub registry_heartbeat_secs: u64,
     /// Serve HTTPS with a self-signed certificate made at first start.
     pub tls: bool,
     /// Limits.
@@ -87,6 +93,8 @@ impl Default for NodeConfig {
             data_dir: PathBuf::from("session-node-data"),
             node_list_file: None,
             registry_url: None,
+            registry_pubkey: None,
+            registry_heartbeat_secs: 30,
             tls: false,
             limits: Limits::default(),
             proxy_allowlist: Vec::new(),
@@ -167,6 +175,12 @@ pub struct Cli {
     /// Node registry URL.
     #[arg(long, value_name = "URL")]
     pub registry_url: Option<String>,
+    /// The registry's Ed25519 key, hex (else pinned at first contact).
+    #[arg(long, value_name = "HEX")]
+    pub registry_pubkey: Option<String>,
+    /// Seconds between heartbeats to the registry.
+    #[arg(long, value_name = "SECS")]
+    pub registry_heartbeat_secs: Option<u64>,
     /// Serve HTTPS with a self-signed certificate (`--tls`, `--tls=true` or `--tls=false`).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub tls: Option<bool>,
@@ -224,6 +238,12 @@ impl Cli {
         }
         if let Some(v) = self.registry_url {
             config.registry_url = Some(v);
+        }
+        if let Some(v) = self.registry_pubkey {
+            config.registry_pubkey = Some(v);
+        }
+        if let Some(v) = self.registry_heartbeat_secs {
+            config.registry_heartbeat_secs = v;
         }
         if let Some(v) = self.tls {
             config.tls = v;

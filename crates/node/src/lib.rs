@@ -9,6 +9,7 @@ pub mod node;
 pub mod nodelist;
 pub mod onion;
 pub mod peer;
+pub mod registry;
 pub mod rpc;
 pub mod server;
 pub mod store;

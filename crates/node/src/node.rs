@@ -144,6 +144,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         vec![crate::store::spawn_expiry_task(ctx.store.clone()), crate::sync::spawn(ctx.clone())];
     if let Some(watcher) = watcher {
         background.push(nodelist::spawn_file_watcher(ctx.clone(), watcher, nodelist::FILE_POLL_INTERVAL));
+    } else if let Some(url) = ctx.config.registry_url.clone() {
+        background.push(crate::registry::spawn(ctx.clone(), url, addr.port()));
     }
     let (shutdown, shutdown_rx) = watch::channel(false);
     let server = tokio::spawn(server::serve(listener, tls_config, server::router(ctx.clone()), shutdown_rx));
