@@ -498,8 +498,8 @@ criterion_group! {
 }
 
 /// `criterion_main!`, plus a profiling mode: with `SESSION_BENCH_PROFILE=<op>` set, the binary
-/// runs only `<op>` `SESSION_BENCH_ITERS` times (default 2000, in 20 batches) and prints the
-/// fastest batch's time per call, for `valgrind --tool=callgrind`, `perf record`, or a figure on
+/// runs only `<op>` about `SESSION_BENCH_ITERS` times (default 2000, in ~2 ms batches, at least
+/// 20) and prints the fastest batch's time per call, for `valgrind --tool=callgrind`, `perf record`, or a figure on
 /// a loaded machine. Operations: `v1-encrypt`, `v1-decrypt`, `keygen`, `sign`, `verify`, `x25519`
 /// (each also with a `-libsodium` twin), `onion-build-xchacha20`, `onion-build-aes-gcm`,
 /// `onion-peel-xchacha20`, `onion-peel-aes-gcm`, `message-hash`, `mnemonic-decode-25`.
@@ -594,15 +594,19 @@ fn profile(op: &str, iters: u32) {
         }),
         other => panic!("unknown SESSION_BENCH_PROFILE operation {other:?}"),
     };
-    const BATCHES: u32 = 20;
-    let per_batch = (iters / BATCHES).max(1);
+    // Batches of ~2 ms, short enough that some run between the other processes' time slices.
+    let start = Instant::now();
+    run();
+    let once = start.elapsed().max(Duration::from_nanos(1));
+    let per_batch = u32::try_from(Duration::from_millis(2).as_nanos() / once.as_nanos()).unwrap_or(1).max(1);
+    let batches = (iters / per_batch).max(20);
     let mut fastest = Duration::MAX;
-    for _ in 0..BATCHES {
+    for _ in 0..batches {
         let start = Instant::now();
         for _ in 0..per_batch {
             run();
         }
         fastest = fastest.min(start.elapsed() / per_batch);
     }
-    println!("{op}: fastest of {BATCHES} batches of {per_batch}: {fastest:.2?} per call");
+    println!("{op}: fastest of {batches} batches of {per_batch}: {fastest:.2?} per call");
 }
