@@ -4,6 +4,7 @@
 //!
 //! Everything here is byte-for-byte what libsodium computes; the tests at the bottom pin it.
 
+use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use poly1305::Poly1305;
 use poly1305::universal_hash::KeyInit;
@@ -83,6 +84,26 @@ pub fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]
 /// base-point table (as libsodium does) rather than a ladder from u = 9.
 pub fn x25519_base(secret: &[u8; 32]) -> [u8; 32] {
     MontgomeryPoint::mul_base_clamped(*secret).to_bytes()
+}
+
+/// An ephemeral key agreement in one go: `(X25519(secret, 9), X25519(secret, peer))`, as a
+/// sealed box or an onion layer needs. With `peer` on the curve both products are taken in
+/// Edwards form and share one inversion on the way back to Montgomery form (one fewer than
+/// [`x25519_base`] + [`x25519`]); otherwise it is exactly those two. Byte-identical either way.
+pub fn x25519_base_and_shared(
+    secret: &[u8; 32],
+    peer: &[u8; 32],
+) -> Result<([u8; 32], Zeroizing<[u8; 32]>), WeakPublicKey> {
+    let Some(peer_point) = MontgomeryPoint(*peer).to_edwards(0) else {
+        return Ok((x25519_base(secret), x25519(secret, peer)?));
+    };
+    let points = Zeroizing::new([EdwardsPoint::mul_base_clamped(*secret), peer_point.mul_clamped(*secret)]);
+    let montgomery = Zeroizing::new(EdwardsPoint::to_montgomery_batch(&points[..]));
+    let [public, shared] = montgomery.as_slice() else { unreachable!("two points in, two points out") };
+    if bool::from(shared.as_bytes().ct_eq(&[0u8; 32])) {
+        return Err(WeakPublicKey);
+    }
+    Ok((public.to_bytes(), Zeroizing::new(shared.to_bytes())))
 }
 
 /// `crypto_box_seed_keypair(seed)`: secret = SHA-512(seed)[0..32], public = X25519-base(secret).
@@ -268,6 +289,22 @@ mod tests {
             }
         }
         assert!(on_curve > 20 && off_curve > 20, "both routes exercised: {on_curve} / {off_curve}");
+    }
+
+    #[test]
+    fn base_and_shared_matches_separate_calls() {
+        let twist =
+            (0u8..).map(|i| blake2b_32(&[], &[&[i]])).find(|u| MontgomeryPoint(*u).to_edwards(0).is_none());
+        for peer in [x25519_base(&[3u8; 32]), twist.unwrap(), [0u8; 32]] {
+            let secret = [0x5au8; 32];
+            match x25519_base_and_shared(&secret, &peer) {
+                Ok((public, shared)) => {
+                    assert_eq!(public, x25519_base(&secret));
+                    assert_eq!(shared, x25519(&secret, &peer).unwrap());
+                }
+                Err(WeakPublicKey) => assert_eq!(x25519(&secret, &peer), Err(WeakPublicKey)),
+            }
+        }
     }
 
     #[test]

@@ -13,7 +13,6 @@
 //! X25519 key pair comes from the [`IdentityKey`] cache, never recomputed.
 
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
-use curve25519_dalek::montgomery::MontgomeryPoint;
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::IsIdentity;
 use poly1305::Poly1305;
@@ -26,7 +25,9 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::id::{IdPrefix, SessionId};
 use crate::keys::IdentityKey;
-use crate::primitives::{MAC_LEN, SEAL_OVERHEAD, blake2b_32, box_beforenm, seal_nonce, sha512, x25519_base};
+use crate::primitives::{
+    MAC_LEN, SEAL_OVERHEAD, blake2b_32, box_beforenm, seal_nonce, sha512, x25519_base_and_shared,
+};
 
 /// Length of the sender's Ed25519 public key inside the inner plaintext.
 pub const SENDER_KEY_LEN: usize = 32;
@@ -242,33 +243,18 @@ fn seal_signed(
 }
 
 /// The key agreement of `crypto_box_seal`: the ephemeral public key `E = X25519(e, 9)` and the
-/// box key `HSalsa20(X25519(e, Y), 0)`. When `Y` is on the curve, `[e]B` and `[e]Y` are both
-/// taken in Edwards form (the fast route of [`crate::primitives::x25519`]) and share one
-/// inversion on the way back to Montgomery form; otherwise this is `x25519_base` +
-/// `box_beforenm`. Byte-identical either way.
+/// box key `HSalsa20(X25519(e, Y), 0)`, with `E` and the shared secret sharing one inversion
+/// ([`x25519_base_and_shared`]).
 fn seal_key_agreement(
     recipient: &[u8; 32],
     ephemeral_secret: &[u8; 32],
 ) -> Result<(Zeroizing<[u8; 32]>, [u8; 32]), EncryptError> {
-    let Some(recipient_point) = MontgomeryPoint(*recipient).to_edwards(0) else {
-        let key = box_beforenm(recipient, ephemeral_secret).map_err(|_| EncryptError::WeakRecipientKey)?;
-        return Ok((key, x25519_base(ephemeral_secret)));
-    };
-    let points = Zeroizing::new([
-        EdwardsPoint::mul_base_clamped(*ephemeral_secret),
-        recipient_point.mul_clamped(*ephemeral_secret),
-    ]);
-    let montgomery = Zeroizing::new(EdwardsPoint::to_montgomery_batch(&points[..]));
-    let [ephemeral_public, shared] = montgomery.as_slice() else {
-        unreachable!("two points in, two points out")
-    };
-    if bool::from(shared.as_bytes().ct_eq(&[0u8; 32])) {
-        return Err(EncryptError::WeakRecipientKey);
-    }
-    let key = salsa20::hsalsa::<salsa20::cipher::consts::U10>(shared.as_bytes().into(), &[0u8; 16].into());
+    let (ephemeral_public, shared) =
+        x25519_base_and_shared(ephemeral_secret, recipient).map_err(|_| EncryptError::WeakRecipientKey)?;
+    let key = salsa20::hsalsa::<salsa20::cipher::consts::U10>(&(*shared).into(), &[0u8; 16].into());
     let mut out = Zeroizing::new([0u8; 32]);
     out.copy_from_slice(&key);
-    Ok((out, ephemeral_public.to_bytes()))
+    Ok((out, ephemeral_public))
 }
 
 /// `crypto_sign_verify_detached` with libsodium's checks (the same as ed25519-dalek's
@@ -321,6 +307,7 @@ mod tests {
     use super::*;
     use crate::primitives::seal_open;
     use curve25519_dalek::constants::EIGHT_TORSION;
+    use curve25519_dalek::montgomery::MontgomeryPoint;
 
     struct CountingRng(u8);
 

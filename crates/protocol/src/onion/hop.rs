@@ -269,6 +269,7 @@ impl HopKey {
 
 /// The X25519 public key of `secret`, via the fixed-base table (several times faster than a
 /// Montgomery ladder on the base point; same result).
+#[cfg_attr(not(test), allow(dead_code))] // tests; the builder derives A with its shared secret
 pub(crate) fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
     let secret = x25519_dalek::StaticSecret::from(*secret);
     x25519_dalek::PublicKey::from(&secret).to_bytes()
