@@ -124,7 +124,8 @@ pub fn run(command: ToolCommand) -> Result<Report, ToolError> {
                 (Some(text), None) => text.into_bytes(),
                 (None, None) => Vec::new(),
             };
-            let ciphertext = v1::encrypt_for_recipient(&sender, &recipient.to_bytes(), &message, &mut rand::rng())?;
+            let ciphertext =
+                v1::encrypt_for_recipient(&sender, &recipient.to_bytes(), &message, &mut rand::rng())?;
             Ok(Report::default().field("ciphertext_hex", hex::encode(ciphertext)))
         }
         ToolCommand::Decrypt { seed, ciphertext_hex } => {
@@ -141,9 +142,8 @@ pub fn run(command: ToolCommand) -> Result<Report, ToolError> {
         }
         ToolCommand::Blind { seed, server_pubkey } => {
             let key = IdentityKey::from_seed(&parse_seed(&seed)?);
-            let server: [u8; 32] = decode_hex(&server_pubkey, "server-pubkey")?
-                .try_into()
-                .map_err(|_| ToolError::ServerKey)?;
+            let server: [u8; 32] =
+                decode_hex(&server_pubkey, "server-pubkey")?.try_into().map_err(|_| ToolError::ServerKey)?;
             Ok(Report::default()
                 .field("session_id", key.session_id().to_hex())
                 .field("blinded15_id", blinding::blind15_key_pair(&key, &server)?.id().to_hex())

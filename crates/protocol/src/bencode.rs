@@ -17,6 +17,8 @@
 use std::collections::BTreeMap;
 
 use crate::message_hash::{MessageHash, Namespace};
+use crate::onion::EncType;
+use crate::primitives::{write_decimal, write_signed_decimal};
 
 /// Maximum nesting of lists and dicts accepted by the readers.
 pub const MAX_DEPTH: usize = 64;
@@ -366,10 +368,7 @@ fn write_bytes(out: &mut Vec<u8>, value: &[u8]) {
 
 fn write_int(out: &mut Vec<u8>, value: i64) {
     out.push(b'i');
-    if value < 0 {
-        out.push(b'-');
-    }
-    write_decimal(out, value.unsigned_abs());
+    write_signed_decimal(out, value);
     out.push(b'e');
 }
 
@@ -377,21 +376,6 @@ fn write_uint(out: &mut Vec<u8>, value: u64) {
     out.push(b'i');
     write_decimal(out, value);
     out.push(b'e');
-}
-
-fn write_decimal(out: &mut Vec<u8>, value: u64) {
-    let mut buf = [0u8; 20];
-    let mut pos = buf.len();
-    let mut n = value;
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[pos..]);
 }
 
 fn decimal_len(mut value: u64) -> usize {
@@ -951,8 +935,9 @@ impl<'a> QuicMessage<'a> {
 pub struct SnOnionRequest<'a> {
     /// The next hop's ciphertext blob.
     pub data: &'a [u8],
-    /// `aes-gcm` or `xchacha20`; `None` when absent (the receiver then uses aes-gcm).
-    pub enc_type: Option<&'a str>,
+    /// The hop's encryption type; `None` when absent (the receiver then uses
+    /// [`EncType::WIRE_DEFAULT`], aes-gcm). Written with its canonical name.
+    pub enc_type: Option<EncType>,
     /// The client's ephemeral X25519 key for that hop, as 32 raw bytes.
     pub ephemeral_key: [u8; 32],
     /// Hop number; 0 when absent. The receiver forces it to at least 1 and refuses more than 15.
@@ -966,7 +951,7 @@ impl<'a> SnOnionRequest<'a> {
         let mut d = BtDictWriter::new(&mut out);
         d.bytes(b"data", self.data);
         if let Some(enc_type) = self.enc_type {
-            d.bytes(b"enc_type", enc_type.as_bytes());
+            d.bytes(b"enc_type", enc_type.as_str().as_bytes());
         }
         d.bytes(b"ephemeral_key", &self.ephemeral_key).int(b"hop_no", self.hop_no);
         d.finish();
@@ -974,6 +959,7 @@ impl<'a> SnOnionRequest<'a> {
     }
 
     /// Parses the part; `data` and a 32-byte `ephemeral_key` are required, unknown keys ignored.
+    /// `enc_type` must name a supported type ([`EncType::parse`], aliases included).
     pub fn decode(encoded: &'a [u8]) -> Result<Self, FrameError> {
         let mut r = BtReader::new(encoded);
         let request = {
@@ -983,10 +969,9 @@ impl<'a> SnOnionRequest<'a> {
             }
             let data = d.bytes()?;
             let enc_type = if d.skip_until(b"enc_type")? {
-                Some(
-                    std::str::from_utf8(d.bytes()?)
-                        .map_err(|_| FrameError::Invalid("enc_type is not UTF-8"))?,
-                )
+                let name = std::str::from_utf8(d.bytes()?)
+                    .map_err(|_| FrameError::Invalid("enc_type is not UTF-8"))?;
+                Some(EncType::parse(name).map_err(|_| FrameError::Invalid("unsupported enc_type"))?)
             } else {
                 None
             };
@@ -1246,6 +1231,29 @@ mod tests {
         assert_eq!(QuicMessage::parse_frame(b"12"), Ok(None));
         assert!(QuicMessage::parse_frame(b"99999999:").is_err());
         assert!(QuicMessage::parse_frame(b"05:").is_err());
+    }
+
+    #[test]
+    fn sn_onion_request_enc_type_is_typed() {
+        let request = SnOnionRequest {
+            data: b"x",
+            enc_type: Some(EncType::XChaCha20),
+            ephemeral_key: [1; 32],
+            hop_no: 2,
+        };
+        assert_eq!(SnOnionRequest::decode(&request.encode()), Ok(request));
+        let absent = SnOnionRequest { enc_type: None, ..request }.encode();
+        assert_eq!(SnOnionRequest::decode(&absent).unwrap().enc_type, None);
+        let with_name = |name: &[u8]| {
+            let mut out = Vec::new();
+            BtDictWriter::new(&mut out)
+                .bytes(b"data", b"x")
+                .bytes(b"enc_type", name)
+                .bytes(b"ephemeral_key", &[1; 32]);
+            out
+        };
+        assert_eq!(SnOnionRequest::decode(&with_name(b"gcm")).unwrap().enc_type, Some(EncType::AesGcm));
+        assert!(SnOnionRequest::decode(&with_name(b"aes-cbc")).is_err());
     }
 
     #[test]

@@ -6,8 +6,6 @@
 //! noclamp product of the peer's blinded key and our scalar (`a` for 15-blinding, `ka` for
 //! 25-blinding).
 
-use chacha20poly1305::aead::AeadInOut;
-use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
 use curve25519_dalek::scalar::Scalar;
 use zeroize::Zeroizing;
 
@@ -17,14 +15,16 @@ use crate::blinding::{
 };
 use crate::id::{IdPrefix, SessionId};
 use crate::keys::IdentityKey;
-use crate::primitives::blake2b_32;
+use crate::primitives::{
+    XCHACHA20_NONCE_LEN, XCHACHA20_TAG_LEN, blake2b_32, xchacha20_open_into, xchacha20_seal_in_place,
+};
 
 /// The version byte of the only supported format.
 pub const VERSION: u8 = 0x00;
 /// Nonce length (XChaCha20-Poly1305).
-pub const NONCE_LEN: usize = 24;
+pub const NONCE_LEN: usize = XCHACHA20_NONCE_LEN;
 /// Authentication tag length.
-pub const TAG_LEN: usize = 16;
+pub const TAG_LEN: usize = XCHACHA20_TAG_LEN;
 /// Bytes added to the message: version, sender Ed25519 key, tag and nonce.
 pub const OVERHEAD: usize = 1 + 32 + TAG_LEN + NONCE_LEN;
 
@@ -84,16 +84,11 @@ pub fn encrypt_with_nonce(
     let ours = blinded_key_pair(sender, server_pk, blinding)?;
     let key = directed_key(sender, &ours, true, recipient_blinded.key())?;
 
-    let body_len = message.len() + 32;
     let mut out = Vec::with_capacity(message.len() + OVERHEAD);
     out.push(VERSION);
     out.extend_from_slice(message);
     out.extend_from_slice(&sender.ed25519_public());
-    let cipher = XChaCha20Poly1305::new(&(*key).into());
-    let tag = cipher
-        .encrypt_inout_detached(&(*nonce).into(), &[], (&mut out[1..=body_len]).into())
-        .expect("XChaCha20-Poly1305 accepts any message a Vec can hold");
-    out.extend_from_slice(&tag);
+    xchacha20_seal_in_place(&key, nonce, &mut out, 1);
     out.extend_from_slice(nonce);
     Ok(out)
 }
@@ -120,14 +115,9 @@ pub fn decrypt(
     let key = shared_key(ours, server_pk, sender_blinded, recipient_blinded)?;
     let blinding = blinding_of(sender_blinded)?;
 
-    let (sealed, nonce) = rest.split_at(rest.len() - NONCE_LEN);
-    let (body, tag) = sealed.split_at(sealed.len() - TAG_LEN);
-    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| BlindedDmError::TooShort)?;
-    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| BlindedDmError::TooShort)?;
-    let mut plain = body.to_vec();
-    XChaCha20Poly1305::new(&(*key).into())
-        .decrypt_inout_detached(&nonce.into(), &[], (&mut plain[..]).into(), &tag.into())
-        .map_err(|_| BlindedDmError::DecryptionFailed)?;
+    let (sealed, nonce) = rest.split_last_chunk::<NONCE_LEN>().ok_or(BlindedDmError::TooShort)?;
+    let mut plain = Vec::new();
+    xchacha20_open_into(&key, nonce, sealed, &mut plain).map_err(|_| BlindedDmError::DecryptionFailed)?;
 
     let Some(message_len) = plain.len().checked_sub(32) else {
         return Err(BlindedDmError::TooShort);
@@ -199,28 +189,9 @@ fn directed_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::primitives::testing::CountingRng;
 
     const SERVER: [u8; 32] = [0x42; 32];
-
-    struct CountingRng(u8);
-
-    impl rand_core::TryRng for CountingRng {
-        type Error = core::convert::Infallible;
-        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-            Ok(u32::from(self.0))
-        }
-        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-            Ok(u64::from(self.0))
-        }
-        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-            for b in dst {
-                self.0 = self.0.wrapping_add(1);
-                *b = self.0;
-            }
-            Ok(())
-        }
-    }
-    impl rand_core::TryCryptoRng for CountingRng {}
 
     #[test]
     fn round_trip_both_blindings_both_directions() {
@@ -261,12 +232,8 @@ mod tests {
         );
         // An empty plaintext that authenticates is too short to hold the sender key.
         let key = shared_key(&alice, &SERVER, &a_id, &b_id).unwrap();
-        let mut body: Vec<u8> = Vec::new();
-        let tag = XChaCha20Poly1305::new(&(*key).into())
-            .encrypt_inout_detached(&[0u8; 24].into(), &[], (&mut body[..]).into())
-            .unwrap();
         let mut ct = vec![0u8];
-        ct.extend_from_slice(&tag);
+        crate::primitives::xchacha20_seal_append(&key, &[0u8; 24], b"", &mut ct);
         ct.extend_from_slice(&[0u8; 24]);
         assert_eq!(decrypt(&bob, &SERVER, &a_id, &b_id, &ct), Err(BlindedDmError::TooShort));
     }

@@ -20,7 +20,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::id::{IdPrefix, SessionId};
-use crate::keys::{IdentityKey, xed25519_public};
+use crate::keys::{IdentityKey, is_torsion_free, xed25519_public};
 use crate::primitives::{blake2b_32, blake2b_n, sha512};
 
 /// BLAKE2b key for the 25-blinding nonce seed (crypto §5.3).
@@ -422,7 +422,7 @@ fn scalarmult_base_noclamp(scalar: &Scalar) -> Result<[u8; 32], BlindingError> {
 fn decode_subgroup_point(bytes: &[u8; 32]) -> Result<EdwardsPoint, BlindingError> {
     let point = CompressedEdwardsY(*bytes).decompress().ok_or(BlindingError::InvalidPoint)?;
     // A non-canonical y (≥ p) does not re-encode to the same bytes; libsodium rejects it.
-    if point.compress().as_bytes() != bytes || point.is_small_order() || !point.is_torsion_free() {
+    if point.compress().as_bytes() != bytes || point.is_small_order() || !is_torsion_free(&point) {
         return Err(BlindingError::InvalidPoint);
     }
     Ok(point)

@@ -14,8 +14,9 @@
 
 use zeroize::Zeroizing;
 
-use crate::ons::{XCHACHA20_NONCE_LEN, XCHACHA20_TAG_LEN, aead_open_into, aead_seal_append};
-use crate::primitives::{blake2b_32, blake2b_n};
+use crate::primitives::{
+    XCHACHA20_NONCE_LEN, XCHACHA20_TAG_LEN, blake2b_32, blake2b_n, xchacha20_open_into, xchacha20_seal_append,
+};
 
 /// Bytes [`encrypt`] adds: the Poly1305 tag and the appended 24-byte nonce.
 pub const ENCRYPT_OVERHEAD: usize = XCHACHA20_TAG_LEN + XCHACHA20_NONCE_LEN;
@@ -54,7 +55,7 @@ pub fn encrypt(key_base: &[u8; 32], domain: &str, message: &[u8]) -> Result<Vec<
     let nonce = nonce(domain, message)?;
     let key = derive_key(key_base, domain, message.len())?;
     let mut out = Vec::with_capacity(message.len() + ENCRYPT_OVERHEAD);
-    aead_seal_append(&key, &nonce, message, &mut out);
+    xchacha20_seal_append(&key, &nonce, message, &mut out);
     out.extend_from_slice(&nonce);
     Ok(out)
 }
@@ -69,7 +70,8 @@ pub fn decrypt(key_base: &[u8; 32], domain: &str, ciphertext: &[u8]) -> Result<V
         .ok_or(ConfigCryptoError::TooShort { len: ciphertext.len() })?;
     let key = derive_key(key_base, domain, sealed.len() - XCHACHA20_TAG_LEN)?;
     let mut plaintext = Vec::new();
-    aead_open_into(&key, nonce, sealed, &mut plaintext).map_err(|_| ConfigCryptoError::DecryptionFailed)?;
+    xchacha20_open_into(&key, nonce, sealed, &mut plaintext)
+        .map_err(|_| ConfigCryptoError::DecryptionFailed)?;
     Ok(plaintext)
 }
 

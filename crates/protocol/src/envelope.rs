@@ -293,31 +293,8 @@ pub fn unwrap_legacy_config(
 mod tests {
     use super::*;
     use crate::keys::verify_ed25519;
+    use crate::primitives::testing::CountingRng;
     use crate::proto::DataMessage;
-
-    struct CountingRng(u8);
-
-    impl rand_core::TryRng for CountingRng {
-        type Error = core::convert::Infallible;
-        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-            Ok(u32::from(self.next_byte()))
-        }
-        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-            Ok(u64::from(self.next_byte()))
-        }
-        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-            dst.iter_mut().for_each(|b| *b = self.next_byte());
-            Ok(())
-        }
-    }
-    impl rand_core::TryCryptoRng for CountingRng {}
-
-    impl CountingRng {
-        fn next_byte(&mut self) -> u8 {
-            self.0 = self.0.wrapping_add(1);
-            self.0
-        }
-    }
 
     fn text(body: &str) -> Content {
         Content {

@@ -1,8 +1,10 @@
 //! Account keys (crypto §1): seeds, the Ed25519 identity key pair, Ed25519 → X25519 conversion
 //! as libsodium does it, and the XEd25519 "positive" conversion back.
 
-use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::montgomery::MontgomeryPoint;
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::IsIdentity;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -166,7 +168,7 @@ pub fn ed25519_seed_to_x25519_secret(seed: &[u8; 32]) -> Zeroizing<[u8; 32]> {
 /// non-decodable points, small-order points and points outside the prime-order subgroup.
 pub fn ed25519_to_x25519(ed25519_public: &[u8; 32]) -> Result<[u8; 32], KeyError> {
     let point = CompressedEdwardsY(*ed25519_public).decompress().ok_or(KeyError::InvalidEd25519Key)?;
-    if point.is_small_order() || !point.is_torsion_free() {
+    if point.is_small_order() || !is_torsion_free(&point) {
         return Err(KeyError::InvalidEd25519Key);
     }
     Ok(point.to_montgomery().to_bytes())
@@ -185,6 +187,15 @@ pub fn verify_ed25519(public: &[u8; 32], message: &[u8], signature: &[u8]) -> bo
     let Ok(sig) = Signature::from_slice(signature) else { return false };
     let Ok(key) = VerifyingKey::from_bytes(public) else { return false };
     key.verify_strict(message, &sig).is_ok()
+}
+
+/// `[L]P == identity`, computed as `[L−1]P + P` with the variable-time double-base
+/// multiplication (the key is public, so variable time is fine and it is cheaper than the
+/// constant-time `[L]P` of `EdwardsPoint::is_torsion_free`).
+pub(crate) fn is_torsion_free(point: &EdwardsPoint) -> bool {
+    let l_minus_one = -Scalar::ONE;
+    (EdwardsPoint::vartime_double_scalar_mul_basepoint(&l_minus_one, point, &Scalar::ZERO) + point)
+        .is_identity()
 }
 
 #[cfg(test)]

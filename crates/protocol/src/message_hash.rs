@@ -10,6 +10,8 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 
+use crate::primitives::{decimal_ascii, write_signed_decimal};
+
 /// A message namespace: a signed 16-bit integer (network §3.1). Omitting the namespace in a
 /// request is the same as [`Namespace::DEFAULT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -85,8 +87,7 @@ impl Namespace {
     /// namespace 0, otherwise the ASCII decimal number (network §3.2, §3.3).
     pub fn write_signature_component(self, out: &mut Vec<u8>) {
         if !self.is_default() {
-            let mut buf = [0u8; 6];
-            out.extend_from_slice(decimal_i16(self.0, &mut buf));
+            write_signed_decimal(out, i64::from(self.0));
         }
     }
 }
@@ -130,8 +131,12 @@ impl MessageHash {
     /// 0 and the ASCII decimal namespace otherwise, and `data` is the raw message bytes
     /// (SS `computeMessageHash`).
     pub fn compute(pubkey: &[u8; 33], namespace: Namespace, data: &[u8]) -> Self {
-        let mut ns_buf = [0u8; 6];
-        let ns: &[u8] = if namespace.is_default() { &[] } else { decimal_i16(namespace.0, &mut ns_buf) };
+        let mut ns_buf = [0u8; 21];
+        let ns: &[u8] = if namespace.is_default() {
+            &[]
+        } else {
+            decimal_ascii(u64::from(namespace.0.unsigned_abs()), namespace.0 < 0, &mut ns_buf)
+        };
         let digest = blake2b_simd::Params::new()
             .hash_length(32)
             .to_state()
@@ -200,36 +205,9 @@ impl AsRef<[u8]> for MessageHash {
 #[error("a message hash must be 43 characters of unpadded standard base64")]
 pub struct InvalidMessageHash;
 
-/// Writes `value` as ASCII decimal into `buf` and returns the used part.
-fn decimal_i16(value: i16, buf: &mut [u8; 6]) -> &[u8] {
-    let mut n = i32::from(value).unsigned_abs();
-    let mut pos = buf.len();
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if value < 0 {
-        pos -= 1;
-        buf[pos] = b'-';
-    }
-    &buf[pos..]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimal_formatting_matches_std() {
-        for v in [0i16, 1, -1, 9, -10, 11, 12345, i16::MIN, i16::MAX] {
-            let mut buf = [0u8; 6];
-            assert_eq!(decimal_i16(v, &mut buf), v.to_string().as_bytes());
-        }
-    }
 
     #[test]
     fn namespace_rules() {

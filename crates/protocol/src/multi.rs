@@ -13,8 +13,9 @@
 use zeroize::Zeroizing;
 
 use crate::keys::IdentityKey;
-use crate::ons::{XCHACHA20_TAG_LEN, aead_open_into, aead_seal_append};
-use crate::primitives::{WeakPublicKey, x25519};
+use crate::primitives::{
+    WeakPublicKey, XCHACHA20_TAG_LEN, blake2b_32, x25519, xchacha20_open_into, xchacha20_seal_append,
+};
 
 /// Longest domain string: BLAKE2b keys are at most 64 bytes.
 pub const MAX_DOMAIN_LEN: usize = 64;
@@ -113,7 +114,7 @@ pub fn encrypt_for_recipients_x25519<M: AsRef<[u8]>>(
             .expect("message count checked above")
             .as_ref();
         let mut entry = Vec::with_capacity(message.len() + ENTRY_OVERHEAD);
-        aead_seal_append(&key, nonce, message, &mut entry);
+        xchacha20_seal_append(&key, nonce, message, &mut entry);
         out.push(entry);
     }
     Ok(out)
@@ -155,7 +156,7 @@ pub fn decrypt_for_recipient_x25519<C: AsRef<[u8]>>(
         .map_err(|_| MultiDecryptError::InvalidSenderKey)?;
     let mut buffer = Vec::new();
     for ciphertext in ciphertexts {
-        if aead_open_into(&key, nonce, ciphertext.as_ref(), &mut buffer).is_ok() {
+        if xchacha20_open_into(&key, nonce, ciphertext.as_ref(), &mut buffer).is_ok() {
             return Ok(buffer);
         }
     }
@@ -179,10 +180,7 @@ fn entry_key(
     domain: &str,
 ) -> Result<Zeroizing<[u8; 32]>, WeakPublicKey> {
     let shared = x25519(our_secret, their_public)?;
-    Ok(Zeroizing::new(crate::primitives::blake2b_32(
-        domain.as_bytes(),
-        &[&shared[..], sender_public, recipient_public],
-    )))
+    Ok(Zeroizing::new(blake2b_32(domain.as_bytes(), &[&shared[..], sender_public, recipient_public])))
 }
 
 #[cfg(test)]

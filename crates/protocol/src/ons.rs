@@ -7,23 +7,14 @@
 //! * Push notifications and the generic helpers use `nonce24 || XChaCha20-Poly1305(plaintext)`,
 //!   without associated data ([`decrypt_push_notification`], [`xchacha20_encrypt`],
 //!   [`xchacha20_decrypt`]).
-//!
-//! The crate-private `aead_*` helpers at the bottom are the single XChaCha20-Poly1305 wrapper
-//! used by the multi-recipient and config-message code as well.
 
 use std::borrow::Cow;
 
-use chacha20poly1305::aead::{AeadInOut, KeyInit};
-use chacha20poly1305::{Tag, XChaCha20Poly1305};
 use zeroize::Zeroizing;
 
 use crate::id::SessionId;
-use crate::primitives::{blake2b_32, secretbox_open};
-
-/// Length of an XChaCha20-Poly1305 nonce.
-pub const XCHACHA20_NONCE_LEN: usize = 24;
-/// Length of the Poly1305 tag appended by XChaCha20-Poly1305.
-pub const XCHACHA20_TAG_LEN: usize = 16;
+pub use crate::primitives::{XCHACHA20_NONCE_LEN, XCHACHA20_TAG_LEN};
+use crate::primitives::{blake2b_32, secretbox_open, xchacha20_open_into, xchacha20_seal_append};
 /// Bytes added by [`xchacha20_encrypt`]: nonce plus tag.
 pub const XCHACHA20_OVERHEAD: usize = XCHACHA20_NONCE_LEN + XCHACHA20_TAG_LEN;
 
@@ -93,7 +84,7 @@ pub fn xchacha20_key(name: &str) -> [u8; 32] {
 pub fn decrypt_xchacha20(name: &str, ciphertext: &[u8], nonce: &[u8; 24]) -> Result<SessionId, OnsError> {
     let key = xchacha20_key(name);
     let mut plaintext = Zeroizing::new(Vec::new());
-    aead_open_into(&key, nonce, ciphertext, &mut plaintext).map_err(|_| OnsError::DecryptionFailed)?;
+    xchacha20_open_into(&key, nonce, ciphertext, &mut plaintext).map_err(|_| OnsError::DecryptionFailed)?;
     session_id_from_plaintext(&plaintext)
 }
 
@@ -141,7 +132,7 @@ pub fn decrypt_push_notification(enc_key: &[u8; 32], payload: &[u8]) -> Result<V
 pub fn xchacha20_encrypt(key: &[u8; 32], plaintext: &[u8], nonce: &[u8; 24]) -> Vec<u8> {
     let mut out = Vec::with_capacity(XCHACHA20_OVERHEAD + plaintext.len());
     out.extend_from_slice(nonce);
-    aead_seal_append(key, nonce, plaintext, &mut out);
+    xchacha20_seal_append(key, nonce, plaintext, &mut out);
     out
 }
 
@@ -164,7 +155,8 @@ pub fn xchacha20_decrypt(key: &[u8; 32], data: &[u8]) -> Result<Vec<u8>, XChaCha
         .filter(|(_, ct)| ct.len() >= XCHACHA20_TAG_LEN)
         .ok_or(XChaChaError::TooShort { len: data.len() })?;
     let mut plaintext = Vec::new();
-    aead_open_into(key, nonce, ciphertext, &mut plaintext).map_err(|_| XChaChaError::DecryptionFailed)?;
+    xchacha20_open_into(key, nonce, ciphertext, &mut plaintext)
+        .map_err(|_| XChaChaError::DecryptionFailed)?;
     Ok(plaintext)
 }
 
@@ -180,42 +172,6 @@ fn session_id_from_plaintext(plaintext: &[u8]) -> Result<SessionId, OnsError> {
         return Err(OnsError::WrongLength { len: plaintext.len() });
     }
     SessionId::from_bytes(plaintext).map_err(|_| OnsError::InvalidSessionId)
-}
-
-/// The XChaCha20-Poly1305 ciphertext did not authenticate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct AeadFailed;
-
-/// Appends `XChaCha20-Poly1305(plaintext, nonce, key) || tag16` (no associated data) to `out`.
-pub(crate) fn aead_seal_append(key: &[u8; 32], nonce: &[u8; 24], plaintext: &[u8], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(plaintext);
-    let cipher = XChaCha20Poly1305::new(&(*key).into());
-    let tag = cipher
-        .encrypt_inout_detached(&(*nonce).into(), &[], out[start..].as_mut().into())
-        .expect("XChaCha20-Poly1305 accepts any message that fits in memory");
-    out.extend_from_slice(&tag);
-}
-
-/// Opens `ciphertext || tag16` (no associated data) into `out` (cleared first, reused as a
-/// buffer). On failure `out` holds no plaintext.
-pub(crate) fn aead_open_into(
-    key: &[u8; 32],
-    nonce: &[u8; 24],
-    ciphertext: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), AeadFailed> {
-    out.clear();
-    let (body, tag) = ciphertext.split_last_chunk::<XCHACHA20_TAG_LEN>().ok_or(AeadFailed)?;
-    out.extend_from_slice(body);
-    let cipher = XChaCha20Poly1305::new(&(*key).into());
-    // The tag is verified before any byte is decrypted, so on failure `out` holds ciphertext.
-    cipher.decrypt_inout_detached(&(*nonce).into(), &[], out.as_mut_slice().into(), &Tag::from(*tag)).map_err(
-        |_| {
-            out.clear();
-            AeadFailed
-        },
-    )
 }
 
 #[cfg(test)]

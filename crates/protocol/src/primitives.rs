@@ -1,9 +1,12 @@
 //! Thin, libsodium-compatible wrappers over the primitives every other module uses:
 //! BLAKE2b with key and variable output, X25519 with libsodium's all-zero check, and the
-//! NaCl `crypto_box` / `crypto_secretbox` / sealed-box constructions.
+//! NaCl `crypto_box` / `crypto_secretbox` / sealed-box constructions, and the crate's one
+//! XChaCha20-Poly1305 (IETF, no associated data) wrapper.
 //!
 //! Everything here is byte-for-byte what libsodium computes; the tests at the bottom pin it.
 
+use chacha20poly1305::aead::AeadInOut;
+use chacha20poly1305::{Tag, XChaCha20Poly1305};
 use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use poly1305::Poly1305;
@@ -17,6 +20,10 @@ use zeroize::{Zeroize, Zeroizing};
 pub const MAC_LEN: usize = 16;
 /// Extra bytes added by a sealed box: ephemeral public key plus tag.
 pub const SEAL_OVERHEAD: usize = 32 + MAC_LEN;
+/// Length of an XChaCha20-Poly1305 nonce.
+pub const XCHACHA20_NONCE_LEN: usize = 24;
+/// Length of the Poly1305 tag appended by XChaCha20-Poly1305.
+pub const XCHACHA20_TAG_LEN: usize = 16;
 
 /// BLAKE2b with `out_len` bytes of output (1..=64), an optional key (empty = unkeyed) and the
 /// concatenation of `parts` as input.
@@ -80,8 +87,9 @@ pub fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]
     Ok(shared)
 }
 
-/// `crypto_scalarmult_base(secret)`: the X25519 public key of a secret, through the Edwards
-/// base-point table (as libsodium does) rather than a ladder from u = 9.
+/// `crypto_scalarmult_base(secret)`: the X25519 public key of a secret. Like libsodium it goes
+/// through the Edwards fixed-base table, several times faster than a Montgomery ladder on the
+/// base point (same result).
 pub fn x25519_base(secret: &[u8; 32]) -> [u8; 32] {
     MontgomeryPoint::mul_base_clamped(*secret).to_bytes()
 }
@@ -108,34 +116,67 @@ pub fn x25519_base_and_shared(
 
 /// `crypto_box_seed_keypair(seed)`: secret = SHA-512(seed)[0..32], public = X25519-base(secret).
 pub fn box_seed_keypair(seed: &[u8; 32]) -> (Zeroizing<[u8; 32]>, [u8; 32]) {
+    let secret = box_seed_secret(seed);
+    let public = x25519_base(&secret);
+    (secret, public)
+}
+
+/// The secret half of [`box_seed_keypair`]: SHA-512(seed)[0..32], for callers that derive the
+/// public key together with a shared secret ([`seal_key_agreement`]).
+pub fn box_seed_secret(seed: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     let mut h = sha512(&[seed]);
     let mut secret = Zeroizing::new([0u8; 32]);
     secret.copy_from_slice(&h[..32]);
     h.zeroize();
-    let public = x25519_base(&secret);
-    (secret, public)
+    secret
 }
 
 /// `crypto_box_beforenm`: HSalsa20(X25519(secret, public), zero nonce).
 pub fn box_beforenm(public: &[u8; 32], secret: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, WeakPublicKey> {
     let shared = x25519(secret, public)?;
+    Ok(box_key(&shared))
+}
+
+/// The key agreement of `crypto_box_seal` with ephemeral secret `e`: the ephemeral public key
+/// `E = X25519(e, 9)` and the box key `crypto_box_beforenm(Y, e)`, with `E` and the shared
+/// secret sharing one inversion ([`x25519_base_and_shared`]).
+pub fn seal_key_agreement(
+    recipient_public: &[u8; 32],
+    ephemeral_secret: &[u8; 32],
+) -> Result<([u8; 32], Zeroizing<[u8; 32]>), WeakPublicKey> {
+    let (ephemeral_public, shared) = x25519_base_and_shared(ephemeral_secret, recipient_public)?;
+    Ok((ephemeral_public, box_key(&shared)))
+}
+
+/// The box key of a shared secret: HSalsa20(shared, zero nonce).
+fn box_key(shared: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     let key = salsa20::hsalsa::<salsa20::cipher::consts::U10>(&(*shared).into(), &[0u8; 16].into());
     let mut out = Zeroizing::new([0u8; 32]);
     out.copy_from_slice(&key);
-    Ok(out)
+    out
 }
 
 /// `crypto_secretbox_easy`: XSalsa20-Poly1305, output `tag16 || ciphertext`.
 pub fn secretbox_seal(key: &[u8; 32], nonce: &[u8; 24], message: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; MAC_LEN + message.len()];
     out[MAC_LEN..].copy_from_slice(message);
+    secretbox_seal_in_place(key, nonce, &mut out);
+    out
+}
+
+/// [`secretbox_seal`] in place: `boxed` is [`MAC_LEN`] bytes of room for the tag followed by
+/// the message, which is encrypted where it lies; the tag is written in front of it.
+///
+/// # Panics
+/// If `boxed` is shorter than [`MAC_LEN`] (callers lay the buffer out themselves).
+pub(crate) fn secretbox_seal_in_place(key: &[u8; 32], nonce: &[u8; 24], boxed: &mut [u8]) {
+    let (tag_slot, message) = boxed.split_at_mut(MAC_LEN);
     let mut cipher = XSalsa20::new(&(*key).into(), &(*nonce).into());
     let mut mac_key = Zeroizing::new([0u8; 32]);
     cipher.apply_keystream(&mut mac_key[..]);
-    cipher.apply_keystream(&mut out[MAC_LEN..]);
-    let tag = Poly1305::new(&(*mac_key).into()).compute_unpadded(&out[MAC_LEN..]);
-    out[..MAC_LEN].copy_from_slice(&tag);
-    out
+    cipher.apply_keystream(message);
+    let tag = Poly1305::new(&(*mac_key).into()).compute_unpadded(message);
+    tag_slot.copy_from_slice(&tag);
 }
 
 /// The box or secretbox did not authenticate.
@@ -194,12 +235,13 @@ pub fn seal_with_ephemeral(
     recipient_public: &[u8; 32],
     ephemeral_secret: &[u8; 32],
 ) -> Result<Vec<u8>, WeakPublicKey> {
-    let ephemeral_public = x25519_base(ephemeral_secret);
+    let (ephemeral_public, key) = seal_key_agreement(recipient_public, ephemeral_secret)?;
     let nonce = seal_nonce(&ephemeral_public, recipient_public);
-    let boxed = box_seal(message, &nonce, recipient_public, ephemeral_secret)?;
-    let mut out = Vec::with_capacity(32 + boxed.len());
+    let mut out = Vec::with_capacity(SEAL_OVERHEAD + message.len());
     out.extend_from_slice(&ephemeral_public);
-    out.extend_from_slice(&boxed);
+    out.extend_from_slice(&[0u8; MAC_LEN]);
+    out.extend_from_slice(message);
+    secretbox_seal_in_place(&key, &nonce, &mut out[32..]);
     Ok(out)
 }
 
@@ -229,11 +271,112 @@ pub fn seal_open(
     box_open(boxed, &nonce, &eph, recipient_secret)
 }
 
+/// An XChaCha20-Poly1305 ciphertext was too short for its tag or did not authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AeadFailed;
+
+/// Encrypts `buf[start..]` in place with XChaCha20-Poly1305 (no associated data) and appends the
+/// 16-byte tag, so that `buf[start..]` becomes `ciphertext || tag`.
+pub(crate) fn xchacha20_seal_in_place(key: &[u8; 32], nonce: &[u8; 24], buf: &mut Vec<u8>, start: usize) {
+    let tag = XChaCha20Poly1305::new(&(*key).into())
+        .encrypt_inout_detached(&(*nonce).into(), &[], buf[start..].as_mut().into())
+        .expect("XChaCha20-Poly1305 accepts any message that fits in memory");
+    buf.extend_from_slice(&tag);
+}
+
+/// Appends `XChaCha20-Poly1305(plaintext, nonce, key) || tag16` (no associated data) to `out`.
+pub(crate) fn xchacha20_seal_append(key: &[u8; 32], nonce: &[u8; 24], plaintext: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(plaintext);
+    xchacha20_seal_in_place(key, nonce, out, start);
+}
+
+/// Opens XChaCha20-Poly1305 `ciphertext || tag16` (no associated data) into `out` (cleared
+/// first, so it can be reused as a buffer). On failure `out` holds no plaintext.
+pub(crate) fn xchacha20_open_into(
+    key: &[u8; 32],
+    nonce: &[u8; 24],
+    ciphertext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), AeadFailed> {
+    out.clear();
+    let (body, tag) = ciphertext.split_last_chunk::<XCHACHA20_TAG_LEN>().ok_or(AeadFailed)?;
+    out.extend_from_slice(body);
+    // The tag is verified before any byte is decrypted, so on failure `out` holds ciphertext.
+    XChaCha20Poly1305::new(&(*key).into())
+        .decrypt_inout_detached(&(*nonce).into(), &[], out.as_mut_slice().into(), &Tag::from(*tag))
+        .map_err(|_| {
+            out.clear();
+            AeadFailed
+        })
+}
+
+/// Writes `magnitude` in ASCII decimal, preceded by `-` when `negative`, at the end of `buf`
+/// (room for any `u64` with a sign) and returns the written part. No allocation.
+pub(crate) fn decimal_ascii(magnitude: u64, negative: bool, buf: &mut [u8; 21]) -> &[u8] {
+    let mut pos = buf.len();
+    let mut n = magnitude;
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    &buf[pos..]
+}
+
+/// Appends `value` in ASCII decimal.
+pub(crate) fn write_decimal(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(decimal_ascii(value, false, &mut [0u8; 21]));
+}
+
+/// Appends `value` in ASCII decimal, with a leading `-` when negative.
+pub(crate) fn write_signed_decimal(out: &mut Vec<u8>, value: i64) {
+    out.extend_from_slice(decimal_ascii(value.unsigned_abs(), value < 0, &mut [0u8; 21]));
+}
+
 /// Decodes lowercase or uppercase hex into exactly `N` bytes.
 pub fn hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
     let mut out = [0u8; N];
     hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
+}
+
+/// Helpers shared by the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A deterministic "RNG" for tests: every byte is one more than the last, starting after
+    /// the seed value.
+    pub(crate) struct CountingRng(pub(crate) u8);
+
+    impl CountingRng {
+        fn next_byte(&mut self) -> u8 {
+            self.0 = self.0.wrapping_add(1);
+            self.0
+        }
+    }
+
+    impl rand_core::TryRng for CountingRng {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            Ok(u32::from(self.next_byte()))
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            Ok(u64::from(self.next_byte()))
+        }
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+            dst.iter_mut().for_each(|b| *b = self.next_byte());
+            Ok(())
+        }
+    }
+
+    impl rand_core::TryCryptoRng for CountingRng {}
 }
 
 #[cfg(test)]
@@ -250,6 +393,47 @@ mod tests {
         bad[40] ^= 1;
         assert_eq!(seal_open(&bad, &pk, &sk), Err(OpenFailed));
         assert_eq!(seal_open(&sealed[..47], &pk, &sk), Err(OpenFailed));
+    }
+
+    #[test]
+    fn xchacha20_seal_open_and_tamper() {
+        let mut sealed = b"prefix".to_vec();
+        xchacha20_seal_append(&[3u8; 32], &[4u8; 24], b"hello", &mut sealed);
+        assert_eq!(sealed.len(), 6 + 5 + XCHACHA20_TAG_LEN);
+        let mut out = vec![1, 2, 3];
+        xchacha20_open_into(&[3u8; 32], &[4u8; 24], &sealed[6..], &mut out).unwrap();
+        assert_eq!(out, b"hello");
+        sealed[7] ^= 1;
+        assert_eq!(xchacha20_open_into(&[3u8; 32], &[4u8; 24], &sealed[6..], &mut out), Err(AeadFailed));
+        assert!(out.is_empty());
+        assert_eq!(xchacha20_open_into(&[3u8; 32], &[4u8; 24], &[0u8; 15], &mut out), Err(AeadFailed));
+    }
+
+    #[test]
+    fn decimal() {
+        for v in [0u64, 9, 10, 1_700_000_000_000, u64::MAX] {
+            let mut out = Vec::new();
+            write_decimal(&mut out, v);
+            assert_eq!(out, v.to_string().as_bytes());
+        }
+        for v in
+            [0i64, 1, -1, 9, -10, 11, 12345, i64::from(i16::MIN), i64::from(i16::MAX), i64::MIN, i64::MAX]
+        {
+            let mut out = Vec::new();
+            write_signed_decimal(&mut out, v);
+            assert_eq!(out, v.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn x25519_base_matches_ladder() {
+        let hashed = (0u8..8).map(|i| blake2b_32(&[], &[&[i]]));
+        for secret in [[0u8; 32], [1u8; 32], [0xff; 32], [0x5a; 32]].into_iter().chain(hashed) {
+            assert_eq!(
+                x25519_base(&secret),
+                x25519_dalek::x25519(secret, x25519_dalek::X25519_BASEPOINT_BYTES)
+            );
+        }
     }
 
     #[test]
@@ -307,15 +491,25 @@ mod tests {
         }
     }
 
+    /// The batched sealed-box key agreement and the sealed box built on it equal the separate
+    /// `crypto_scalarmult_base` + `crypto_box_easy` construction, for a recipient on the curve
+    /// (Edwards route), one on the twist (ladder route) and a small-order one (refused).
     #[test]
-    fn x25519_base_matches_ladder() {
-        for i in 0u8..8 {
-            let secret = blake2b_32(&[], &[&[i]]);
-            assert_eq!(
-                x25519_base(&secret),
-                x25519_dalek::x25519(secret, x25519_dalek::X25519_BASEPOINT_BYTES)
-            );
+    fn seal_key_agreement_matches_box() {
+        let twist =
+            (0u8..).map(|i| blake2b_32(&[], &[&[i]])).find(|u| MontgomeryPoint(*u).to_edwards(0).is_none());
+        let ephemeral = [0x33u8; 32];
+        for recipient in [x25519_base(&[3u8; 32]), twist.unwrap()] {
+            let (public, key) = seal_key_agreement(&recipient, &ephemeral).unwrap();
+            assert_eq!(public, x25519_base(&ephemeral));
+            assert_eq!(key, box_beforenm(&recipient, &ephemeral).unwrap());
+            let mut expected = public.to_vec();
+            let nonce = seal_nonce(&public, &recipient);
+            expected.extend(box_seal(b"body", &nonce, &recipient, &ephemeral).unwrap());
+            assert_eq!(seal_with_ephemeral(b"body", &recipient, &ephemeral).unwrap(), expected);
         }
+        assert_eq!(seal_key_agreement(&[0u8; 32], &ephemeral), Err(WeakPublicKey));
+        assert_eq!(seal_with_ephemeral(b"body", &[0u8; 32], &ephemeral), Err(WeakPublicKey));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::bencode::{BtDictWriter, BtError, BtReader};
 use crate::keys::{IdentityKey, ed25519_to_x25519, verify_ed25519};
 use crate::message_hash::{MessageHash, Namespace};
+use crate::primitives::{write_decimal, write_signed_decimal};
 
 /// The namespace parameter of the delete/expire-all family: one namespace or `"all"`
 /// (network §3.3 "NSV").
@@ -170,28 +171,28 @@ impl SignableRequest<'_> {
         match *self {
             Self::Store { namespace, sig_timestamp: t } | Self::Retrieve { namespace, timestamp: t } => {
                 namespace.write_signature_component(out);
-                push_decimal(out, t);
+                write_decimal(out, t);
             }
             Self::Delete { messages } => push_hashes(out, messages),
             Self::DeleteAll { namespace, timestamp: t }
             | Self::DeleteBefore { namespace, before: t }
             | Self::ExpireAll { namespace, expiry: t } => {
                 namespace.write_signature_component(out);
-                push_decimal(out, t);
+                write_decimal(out, t);
             }
             Self::Expire { mode, expiries, messages } => {
                 out.extend_from_slice(mode.signature_word().as_bytes());
                 for &expiry in expiries {
-                    push_decimal(out, expiry);
+                    write_decimal(out, expiry);
                 }
                 push_hashes(out, messages);
             }
             Self::GetExpiries { timestamp, messages } => {
-                push_decimal(out, timestamp);
+                write_decimal(out, timestamp);
                 push_hashes(out, messages);
             }
             Self::RevokeSubaccount { timestamp, tokens } | Self::UnrevokeSubaccount { timestamp, tokens } => {
-                push_decimal(out, timestamp);
+                write_decimal(out, timestamp);
                 for token in tokens {
                     out.extend_from_slice(token.as_bytes());
                 }
@@ -488,16 +489,14 @@ pub fn write_monitor_message(
     namespaces: &[Namespace],
 ) {
     out.extend_from_slice(b"MONITOR");
-    let mut hex_buf = [0u8; 66];
-    hex::encode_to_slice(pubkey, &mut hex_buf).expect("33 bytes are 66 hex digits");
-    out.extend_from_slice(&hex_buf);
-    push_decimal(out, timestamp_s);
+    push_pubkey_hex(out, pubkey);
+    write_decimal(out, timestamp_s);
     out.push(if want_data { b'1' } else { b'0' });
     for (i, ns) in namespaces.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(ns.to_string().as_bytes());
+        write_signed_decimal(out, i64::from(ns.0));
     }
 }
 
@@ -574,38 +573,33 @@ impl NodeResultToSign<'_> {
     /// The exact bytes the service node signs with its Ed25519 key.
     pub fn message(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
-        let push_pubkey = |out: &mut Vec<u8>, pubkey: &[u8; 33]| {
-            let mut hex_buf = [0u8; 66];
-            hex::encode_to_slice(pubkey, &mut hex_buf).expect("33 bytes are 66 hex digits");
-            out.extend_from_slice(&hex_buf);
-        };
         match *self {
             Self::Store { hash } => out.extend_from_slice(hash.as_bytes()),
             Self::Delete { pubkey, requested, deleted } => {
-                push_pubkey(&mut out, pubkey);
+                push_pubkey_hex(&mut out, pubkey);
                 push_hashes(&mut out, requested);
                 push_hashes(&mut out, deleted);
             }
             Self::Bulk { pubkey, value, affected } => {
-                push_pubkey(&mut out, pubkey);
-                push_decimal(&mut out, value);
+                push_pubkey_hex(&mut out, pubkey);
+                write_decimal(&mut out, value);
                 push_hashes(&mut out, affected);
             }
             Self::Expire { pubkey, applied, requested, updated, unchanged } => {
-                push_pubkey(&mut out, pubkey);
+                push_pubkey_hex(&mut out, pubkey);
                 for &expiry in applied {
-                    push_decimal(&mut out, expiry);
+                    write_decimal(&mut out, expiry);
                 }
                 push_hashes(&mut out, requested);
                 push_hashes(&mut out, updated);
                 for (hash, expiry) in unchanged {
                     out.extend_from_slice(hash.as_bytes());
-                    push_decimal(&mut out, *expiry);
+                    write_decimal(&mut out, *expiry);
                 }
             }
             Self::Revocation { pubkey, timestamp, tokens } => {
-                push_pubkey(&mut out, pubkey);
-                push_decimal(&mut out, timestamp);
+                push_pubkey_hex(&mut out, pubkey);
+                write_decimal(&mut out, timestamp);
                 for token in tokens {
                     out.extend_from_slice(token.as_bytes());
                 }
@@ -850,26 +844,17 @@ impl MonitorError {
     }
 }
 
+/// Appends the 66-character lowercase hex of an account pubkey, without allocating.
+fn push_pubkey_hex(out: &mut Vec<u8>, pubkey: &[u8; 33]) {
+    let mut hex_buf = [0u8; 66];
+    hex::encode_to_slice(pubkey, &mut hex_buf).expect("33 bytes are 66 hex digits");
+    out.extend_from_slice(&hex_buf);
+}
+
 fn push_hashes(out: &mut Vec<u8>, hashes: &[MessageHash]) {
     for hash in hashes {
         out.extend_from_slice(hash.as_bytes());
     }
-}
-
-/// Appends `value` as ASCII decimal.
-fn push_decimal(out: &mut Vec<u8>, value: u64) {
-    let mut buf = [0u8; 20];
-    let mut pos = buf.len();
-    let mut n = value;
-    loop {
-        pos -= 1;
-        buf[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[pos..]);
 }
 
 #[cfg(test)]
@@ -878,15 +863,6 @@ mod tests {
 
     fn owner() -> IdentityKey {
         IdentityKey::from_seed_bytes(&[7u8; 32])
-    }
-
-    #[test]
-    fn decimal() {
-        for v in [0u64, 9, 10, 1_700_000_000_000, u64::MAX] {
-            let mut out = Vec::new();
-            push_decimal(&mut out, v);
-            assert_eq!(out, v.to_string().as_bytes());
-        }
     }
 
     #[test]

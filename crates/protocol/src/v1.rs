@@ -14,19 +14,14 @@
 
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::IsIdentity;
-use poly1305::Poly1305;
-use poly1305::universal_hash::KeyInit;
-use salsa20::XSalsa20;
-use salsa20::cipher::{KeyIvInit, StreamCipher};
 use sha2::{Digest, Sha512};
-use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::id::{IdPrefix, SessionId};
-use crate::keys::IdentityKey;
+use crate::keys::{IdentityKey, is_torsion_free};
 use crate::primitives::{
-    MAC_LEN, SEAL_OVERHEAD, blake2b_32, box_beforenm, seal_nonce, sha512, x25519_base_and_shared,
+    MAC_LEN, SEAL_OVERHEAD, blake2b_32, box_beforenm, box_seed_secret, seal_key_agreement, seal_nonce,
+    secretbox_open, secretbox_seal_in_place,
 };
 
 /// Length of the sender's Ed25519 public key inside the inner plaintext.
@@ -122,11 +117,7 @@ pub fn encrypt_for_recipient_deterministic(
 ) -> Result<Vec<u8>, EncryptError> {
     let recipient = recipient_x25519(recipient)?;
     let seed = deterministic_ephemeral_seed(sender, &recipient, message);
-    let mut hash = sha512(&[&seed[..]]);
-    let mut ephemeral_secret = Zeroizing::new([0u8; 32]);
-    ephemeral_secret.copy_from_slice(&hash[..32]);
-    hash.zeroize();
-    seal_signed(sender, &recipient, message, &ephemeral_secret)
+    seal_signed(sender, &recipient, message, &box_seed_secret(&seed))
 }
 
 /// The deterministic ephemeral seed of crypto §3.3:
@@ -171,22 +162,12 @@ pub fn decrypt_incoming_with_x25519(
     if ciphertext.len() < V1_OVERHEAD {
         return Err(DecryptError::TooShort { len: ciphertext.len() });
     }
-    let (ephemeral, rest) = ciphertext.split_at(32);
-    let (tag, body) = rest.split_at(MAC_LEN);
-    let ephemeral: [u8; 32] = ephemeral.try_into().map_err(|_| DecryptError::DecryptionFailed)?;
+    let (ephemeral, boxed) = ciphertext.split_first_chunk::<32>().ok_or(DecryptError::DecryptionFailed)?;
 
     // crypto_box_seal_open: authenticate first, then decrypt into the only copy we make.
-    let nonce = seal_nonce(&ephemeral, x25519_public);
-    let key = box_beforenm(&ephemeral, x25519_secret).map_err(|_| DecryptError::DecryptionFailed)?;
-    let mut cipher = XSalsa20::new(&(*key).into(), &nonce.into());
-    let mut mac_key = Zeroizing::new([0u8; 32]);
-    cipher.apply_keystream(&mut mac_key[..]);
-    let expected = Poly1305::new(&(*mac_key).into()).compute_unpadded(body);
-    if !bool::from(expected.as_slice().ct_eq(tag)) {
-        return Err(DecryptError::DecryptionFailed);
-    }
-    let mut inner = body.to_vec();
-    cipher.apply_keystream(&mut inner);
+    let nonce = seal_nonce(ephemeral, x25519_public);
+    let key = box_beforenm(ephemeral, x25519_secret).map_err(|_| DecryptError::DecryptionFailed)?;
+    let mut inner = secretbox_open(&key, &nonce, boxed).map_err(|_| DecryptError::DecryptionFailed)?;
 
     // inner = M || A || SIG. SIG signs M || A || Y.
     let message_len = inner.len() - SENDER_KEY_LEN - SIGNATURE_LEN;
@@ -210,16 +191,18 @@ pub fn decrypt_incoming_with_x25519(
 
 // ---- helpers ----
 
-/// Builds `E || tag || XSalsa20(message || A || SIG)` in one buffer: the signed bytes
-/// `message || A || Y` are laid out in place, then Y is replaced by the signature and the inner
-/// plaintext is encrypted where it lies.
+/// Builds `E || tag || XSalsa20(message || A || SIG)` in one buffer (`E` = the X25519 public
+/// key of `ephemeral_secret`, derived with the box key by [`seal_key_agreement`]): the signed
+/// bytes `message || A || Y` are laid out in place, then Y is replaced by the signature and the
+/// inner plaintext is encrypted where it lies.
 fn seal_signed(
     sender: &IdentityKey,
     recipient: &[u8; 32],
     message: &[u8],
     ephemeral_secret: &[u8; 32],
 ) -> Result<Vec<u8>, EncryptError> {
-    let (key, ephemeral_public) = seal_key_agreement(recipient, ephemeral_secret)?;
+    let (ephemeral_public, key) =
+        seal_key_agreement(recipient, ephemeral_secret).map_err(|_| EncryptError::WeakRecipientKey)?;
     let nonce = seal_nonce(&ephemeral_public, recipient);
 
     let mut out = Vec::with_capacity(message.len() + V1_OVERHEAD);
@@ -232,29 +215,8 @@ fn seal_signed(
     out.truncate(out.len() - 32);
     out.extend_from_slice(&signature);
 
-    let mut cipher = XSalsa20::new(&(*key).into(), &nonce.into());
-    let mut mac_key = Zeroizing::new([0u8; 32]);
-    cipher.apply_keystream(&mut mac_key[..]);
-    let (head, inner) = out.split_at_mut(SEAL_OVERHEAD);
-    cipher.apply_keystream(inner);
-    let tag = Poly1305::new(&(*mac_key).into()).compute_unpadded(inner);
-    head[32..].copy_from_slice(&tag);
+    secretbox_seal_in_place(&key, &nonce, &mut out[32..]);
     Ok(out)
-}
-
-/// The key agreement of `crypto_box_seal`: the ephemeral public key `E = X25519(e, 9)` and the
-/// box key `HSalsa20(X25519(e, Y), 0)`, with `E` and the shared secret sharing one inversion
-/// ([`x25519_base_and_shared`]).
-fn seal_key_agreement(
-    recipient: &[u8; 32],
-    ephemeral_secret: &[u8; 32],
-) -> Result<(Zeroizing<[u8; 32]>, [u8; 32]), EncryptError> {
-    let (ephemeral_public, shared) =
-        x25519_base_and_shared(ephemeral_secret, recipient).map_err(|_| EncryptError::WeakRecipientKey)?;
-    let key = salsa20::hsalsa::<salsa20::cipher::consts::U10>(&(*shared).into(), &[0u8; 16].into());
-    let mut out = Zeroizing::new([0u8; 32]);
-    out.copy_from_slice(&key);
-    Ok((out, ephemeral_public))
 }
 
 /// `crypto_sign_verify_detached` with libsodium's checks (the same as ed25519-dalek's
@@ -293,45 +255,15 @@ fn is_canonical_ed25519(key: &[u8; 32]) -> bool {
     !(top == 0x7f && key[1..31].iter().all(|b| *b == 0xff) && key[0] >= 0xed)
 }
 
-/// `[L]P == identity`, computed as `[L−1]P + P` with the variable-time double-base
-/// multiplication (the key is public, so variable time is fine and it is cheaper than the
-/// constant-time `[L]P` of `EdwardsPoint::is_torsion_free`).
-fn is_torsion_free(point: &EdwardsPoint) -> bool {
-    let l_minus_one = -Scalar::ONE;
-    (EdwardsPoint::vartime_double_scalar_mul_basepoint(&l_minus_one, point, &Scalar::ZERO) + point)
-        .is_identity()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::primitives::seal_open;
+    use crate::primitives::sha512;
+    use crate::primitives::testing::CountingRng;
     use curve25519_dalek::constants::EIGHT_TORSION;
     use curve25519_dalek::montgomery::MontgomeryPoint;
-
-    struct CountingRng(u8);
-
-    impl rand_core::TryRng for CountingRng {
-        type Error = core::convert::Infallible;
-        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-            Ok(u32::from(self.next_byte()))
-        }
-        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-            Ok(u64::from(self.next_byte()))
-        }
-        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-            dst.iter_mut().for_each(|b| *b = self.next_byte());
-            Ok(())
-        }
-    }
-    impl rand_core::TryCryptoRng for CountingRng {}
-
-    impl CountingRng {
-        fn next_byte(&mut self) -> u8 {
-            self.0 = self.0.wrapping_add(1);
-            self.0
-        }
-    }
+    use curve25519_dalek::traits::IsIdentity;
 
     fn alice() -> IdentityKey {
         IdentityKey::from_seed_bytes(&[1u8; 32])
@@ -438,8 +370,9 @@ mod tests {
         assert_eq!(decrypt_incoming(&b, &ct), Err(DecryptError::InvalidSenderKey));
     }
 
-    /// The batched key agreement gives what `crypto_box_seal` gives, for a recipient on the
-    /// curve (Edwards route) and one on the twist (ladder route).
+    /// The in-place construction is the sealed box of `M || A || SIG`, for a recipient on the
+    /// curve (Edwards route) and one on the twist (ladder route). (The batched key agreement
+    /// itself is pinned against the separate calls in `primitives`.)
     #[test]
     fn seal_matches_sealed_box() {
         use crate::primitives::seal_with_ephemeral;

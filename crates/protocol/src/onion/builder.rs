@@ -13,7 +13,7 @@ use super::hop::{EncType, HopKey, MAX_NONCE_LEN, TAG_LEN};
 use super::payload::{MAX_PAYLOAD_LEN, PayloadError, encode_combined_payload_into};
 use super::response::{DestinationKind, ResponseContext};
 use super::{write_json_hex32, write_json_str};
-use crate::primitives::x25519_base_and_shared;
+use crate::primitives::{write_decimal, x25519_base_and_shared};
 
 /// The most layers a request may have: upstream nodes refuse `hop_no > 15` (network §7.5).
 pub const MAX_PATH_LEN: usize = 15;
@@ -375,7 +375,7 @@ fn write_server_json(out: &mut Vec<u8>, server: &ServerDestination<'_>, enc: Enc
     write_json_str(out, server.host);
     out.extend_from_slice(br#","method":"POST","port":"#);
     let port = server.port.unwrap_or(server.protocol.default_port());
-    out.extend_from_slice(port.to_string().as_bytes());
+    write_decimal(out, u64::from(port));
     out.extend_from_slice(br#","protocol":""#);
     out.extend_from_slice(server.protocol.as_str().as_bytes());
     out.extend_from_slice(br#"","target":"#);
@@ -389,7 +389,7 @@ fn write_entry_json(out: &mut Vec<u8>, enc: EncType, ephemeral: &[u8; 32], hop_n
     write_enc_and_key(out, enc, ephemeral);
     if let Some(hop_no) = hop_no {
         out.extend_from_slice(br#","hop_no":"#);
-        out.extend_from_slice(hop_no.to_string().as_bytes());
+        write_decimal(out, u64::from(hop_no));
     }
     out.push(b'}');
 }
@@ -408,11 +408,11 @@ fn write_enc_and_key(out: &mut Vec<u8>, enc: EncType, ephemeral: &[u8; 32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onion::hop::x25519_public;
+    use crate::primitives::x25519_base;
     use serde_json::Value;
 
     fn node(n: u8) -> NodeKeys {
-        NodeKeys { ed25519: [n; 32], x25519: x25519_public(&[n; 32]) }
+        NodeKeys { ed25519: [n; 32], x25519: x25519_base(&[n; 32]) }
     }
 
     fn secrets(count: usize) -> Vec<LayerSecrets> {

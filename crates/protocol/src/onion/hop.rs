@@ -15,11 +15,10 @@ use std::str::FromStr;
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::{AeadInOut, KeyInit};
-use chacha20poly1305::XChaCha20Poly1305;
 use hmac::{Hmac, Mac};
 use zeroize::Zeroizing;
 
-use crate::primitives::{WeakPublicKey, blake2b_32, x25519};
+use crate::primitives::{WeakPublicKey, blake2b_32, x25519, xchacha20_open_into, xchacha20_seal_in_place};
 
 /// Length of the authentication tag appended by both AEADs.
 pub const TAG_LEN: usize = 16;
@@ -217,62 +216,50 @@ impl HopKey {
         if ciphertext.len() < nonce_len + TAG_LEN {
             return Err(HopError::DecryptionFailed);
         }
-        let (nonce, rest) = ciphertext.split_at(nonce_len);
-        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let mut out = vec![0u8; body.len()];
-        let buf = InOutBuf::new(body, &mut out).map_err(|_| HopError::DecryptionFailed)?;
-        let ok = match self.enc_type {
+        let (nonce, sealed) = ciphertext.split_at(nonce_len);
+        match self.enc_type {
             EncType::AesGcm => {
+                let (body, tag) = sealed.split_at(sealed.len() - TAG_LEN);
+                let mut out = vec![0u8; body.len()];
+                let buf = InOutBuf::new(body, &mut out).map_err(|_| HopError::DecryptionFailed)?;
                 let cipher = Aes256Gcm::new(&(*self.key).into());
                 let nonce: [u8; 12] = nonce.try_into().map_err(|_| HopError::DecryptionFailed)?;
                 let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| HopError::DecryptionFailed)?;
-                cipher.decrypt_inout_detached(&nonce.into(), &[], buf, &tag.into()).is_ok()
+                cipher
+                    .decrypt_inout_detached(&nonce.into(), &[], buf, &tag.into())
+                    .map_err(|_| HopError::DecryptionFailed)?;
+                Ok(out)
             }
             EncType::XChaCha20 => {
-                let cipher = XChaCha20Poly1305::new(&(*self.key).into());
-                let nonce: [u8; 24] = nonce.try_into().map_err(|_| HopError::DecryptionFailed)?;
-                let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| HopError::DecryptionFailed)?;
-                cipher.decrypt_inout_detached(&nonce.into(), &[], buf, &tag.into()).is_ok()
+                let nonce: &[u8; 24] = nonce.try_into().map_err(|_| HopError::DecryptionFailed)?;
+                let mut out = Vec::new();
+                xchacha20_open_into(&self.key, nonce, sealed, &mut out)
+                    .map_err(|_| HopError::DecryptionFailed)?;
+                Ok(out)
             }
-        };
-        if ok { Ok(out) } else { Err(HopError::DecryptionFailed) }
+        }
     }
 
     /// In-place sealing used by the builder: `buf[start..start + nonce_len]` already holds the
     /// nonce and everything after it is plaintext. Encrypts the plaintext in place and appends
     /// the tag.
     pub(crate) fn seal_tail(&self, buf: &mut Vec<u8>, start: usize) {
-        let nonce_len = self.enc_type.nonce_len();
-        let (head, msg) = buf.split_at_mut(start + nonce_len);
-        let nonce = &head[start..];
-        let tag: [u8; TAG_LEN] = match self.enc_type {
+        let msg_start = start + self.enc_type.nonce_len();
+        match self.enc_type {
             EncType::AesGcm => {
-                let cipher = Aes256Gcm::new(&(*self.key).into());
-                let nonce: [u8; 12] = nonce.try_into().expect("nonce slice is 12 bytes");
-                cipher
+                let (head, msg) = buf.split_at_mut(msg_start);
+                let nonce: [u8; 12] = head[start..].try_into().expect("nonce slice is 12 bytes");
+                let tag = Aes256Gcm::new(&(*self.key).into())
                     .encrypt_inout_detached(&nonce.into(), &[], msg.into())
-                    .expect("AES-GCM accepts messages up to 64 GiB")
-                    .into()
+                    .expect("AES-GCM accepts messages up to 64 GiB");
+                buf.extend_from_slice(&tag);
             }
             EncType::XChaCha20 => {
-                let cipher = XChaCha20Poly1305::new(&(*self.key).into());
-                let nonce: [u8; 24] = nonce.try_into().expect("nonce slice is 24 bytes");
-                cipher
-                    .encrypt_inout_detached(&nonce.into(), &[], msg.into())
-                    .expect("XChaCha20-Poly1305 accepts messages up to 256 GiB")
-                    .into()
+                let nonce: [u8; 24] = buf[start..msg_start].try_into().expect("nonce slice is 24 bytes");
+                xchacha20_seal_in_place(&self.key, &nonce, buf, msg_start);
             }
-        };
-        buf.extend_from_slice(&tag);
+        }
     }
-}
-
-/// The X25519 public key of `secret`, via the fixed-base table (several times faster than a
-/// Montgomery ladder on the base point; same result).
-#[cfg_attr(not(test), allow(dead_code))] // tests; the builder derives A with its shared secret
-pub(crate) fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
-    let secret = x25519_dalek::StaticSecret::from(*secret);
-    x25519_dalek::PublicKey::from(&secret).to_bytes()
 }
 
 #[cfg(test)]
@@ -302,7 +289,7 @@ mod tests {
 
     #[test]
     fn client_and_node_keys_agree() {
-        assert_eq!(x25519_public(&h32(A_SECRET)), h32(A_PUBLIC));
+        assert_eq!(crate::primitives::x25519_base(&h32(A_SECRET)), h32(A_PUBLIC));
         for enc in [EncType::AesGcm, EncType::XChaCha20] {
             let c = HopKey::for_client(enc, &h32(A_SECRET), &h32(A_PUBLIC), &h32(B_PUBLIC)).unwrap();
             let n = HopKey::for_node(enc, &h32(B_SECRET), &h32(B_PUBLIC), &h32(A_PUBLIC)).unwrap();

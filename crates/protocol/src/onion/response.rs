@@ -198,12 +198,12 @@ fn result_wrapper(text: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onion::hop::x25519_public;
+    use crate::primitives::x25519_base;
 
     fn ctx(enc: EncType, kind: DestinationKind) -> (ResponseContext, HopKey) {
         let a = [3u8; 32];
         let d = [4u8; 32];
-        let (pa, pd) = (x25519_public(&a), x25519_public(&d));
+        let (pa, pd) = (x25519_base(&a), x25519_base(&d));
         let c = ResponseContext::new(enc, &a, &pa, &pd, kind).unwrap();
         let node = HopKey::for_node(enc, &d, &pd, &pa).unwrap();
         (c, node)

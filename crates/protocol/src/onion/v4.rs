@@ -4,8 +4,8 @@
 //! * Request: a bencoded list of 1 or 2 strings, `[json{"method","endpoint","headers"}, body?]`.
 //! * Response: `[json{"code","headers"}, body]`.
 //!
-//! The list codec here is deliberately minimal (a list of byte strings only) and private, so it
-//! can later be replaced by the crate's general bencode module.
+//! The list is read and written with the crate's [`crate::bencode`] module; only a list of byte
+//! strings is accepted.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +14,8 @@ use serde_json::{Map, Value};
 
 use super::payload::MAX_PAYLOAD_LEN;
 use super::write_json_str;
+use crate::bencode::{BtError, BtListWriter, BtReader};
+use crate::primitives::write_decimal;
 
 /// A v4 body could not be parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -168,14 +170,14 @@ pub fn encode_v4_response(code: u16, headers: &[(&str, &str)], body: &[u8]) -> V
     let headers: BTreeMap<&str, &str> = headers.iter().copied().collect();
     let mut json = Vec::with_capacity(64);
     json.extend_from_slice(br#"{"code":"#);
-    json.extend_from_slice(code.to_string().as_bytes());
+    write_decimal(&mut json, u64::from(code));
     json.extend_from_slice(br#","headers":"#);
     write_headers(&mut json, &headers);
     json.push(b'}');
     encode_list(&json, Some(body))
 }
 
-// ---- internals: the minimal bencode list codec ----
+// ---- internals ----
 
 fn write_headers(out: &mut Vec<u8>, headers: &BTreeMap<&str, &str>) {
     out.push(b'{');
@@ -194,60 +196,34 @@ fn write_headers(out: &mut Vec<u8>, headers: &BTreeMap<&str, &str>) {
 fn encode_list(first: &[u8], second: Option<&[u8]>) -> Vec<u8> {
     let extra = second.map_or(0, |s| s.len() + 12);
     let mut out = Vec::with_capacity(first.len() + extra + 14);
-    out.push(b'l');
-    write_bt_string(&mut out, first);
+    let mut list = BtListWriter::new(&mut out);
+    list.bytes(first);
     if let Some(second) = second {
-        write_bt_string(&mut out, second);
+        list.bytes(second);
     }
-    out.push(b'e');
+    list.finish();
     out
 }
 
-fn write_bt_string(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(s.len().to_string().as_bytes());
-    out.push(b':');
-    out.extend_from_slice(s);
-}
-
-/// Parses `l(<len>:<bytes>)*e` with no trailing data, keeping at most `items.len()` elements but
-/// counting them all.
+/// Parses a bt-list of byte strings spanning all of `input`, keeping at most `items.len()`
+/// elements but counting them all.
 fn parse_string_list<'a>(input: &'a [u8], items: &mut [&'a [u8]]) -> Result<usize, V4Error> {
-    let mut rest = input.strip_prefix(b"l").ok_or(V4Error::Malformed)?;
+    let malformed = |_: BtError| V4Error::Malformed;
+    let mut reader = BtReader::new(input);
     let mut count = 0usize;
-    loop {
-        match rest.first() {
-            Some(b'e') => {
-                return if rest.len() == 1 { Ok(count) } else { Err(V4Error::TrailingData) };
-            }
-            Some(b'0'..=b'9') => {
-                let (s, after) = parse_bt_string(rest)?;
-                if let Some(slot) = items.get_mut(count) {
-                    *slot = s;
-                }
-                count += 1;
-                rest = after;
-            }
-            _ => return Err(V4Error::Malformed),
-        }
-    }
-}
-
-/// `<decimal len>:<bytes>`; no leading zeros (except `0` itself), at most 8 digits.
-fn parse_bt_string(input: &[u8]) -> Result<(&[u8], &[u8]), V4Error> {
-    let colon = input.iter().take(9).position(|&b| b == b':').ok_or(V4Error::Malformed)?;
-    let (digits, rest) = input.split_at(colon);
-    let rest = rest.get(1..).ok_or(V4Error::Malformed)?;
-    if digits.is_empty()
-        || !digits.iter().all(u8::is_ascii_digit)
-        || (digits.len() > 1 && digits.first() == Some(&b'0'))
     {
-        return Err(V4Error::Malformed);
+        let mut list = reader.list().map_err(malformed)?;
+        while !list.is_finished().map_err(malformed)? {
+            let item = list.bytes().map_err(malformed)?;
+            if let Some(slot) = items.get_mut(count) {
+                *slot = item;
+            }
+            count += 1;
+        }
+        list.end().map_err(malformed)?;
     }
-    let len = digits.iter().fold(0usize, |acc, d| acc * 10 + usize::from(d - b'0'));
-    if len > rest.len() {
-        return Err(V4Error::Malformed);
-    }
-    Ok(rest.split_at(len))
+    reader.finish().map_err(|_| V4Error::TrailingData)?;
+    Ok(count)
 }
 
 #[cfg(test)]

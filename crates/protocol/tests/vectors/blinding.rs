@@ -33,11 +33,6 @@ fn identity_from_sk(case: &Case<'_>) -> Result<IdentityKey, String> {
     IdentityKey::from_secret_key(&case.hex_n::<64>("ed25519_secret_key")?).or_fail("ed25519_secret_key")
 }
 
-/// The known account (from any vector) whose Session ID is `id`, if any.
-fn known_owner(case: &Case<'_>, id: &SessionId) -> Option<IdentityKey> {
-    case.ctx.ed25519_seeds.iter().map(IdentityKey::from_seed_bytes).find(|k| k.session_id() == *id)
-}
-
 /// The known account (from any vector) whose blinded id on `server_pk` is `blinded`, if any.
 fn known_blinded_owner(case: &Case<'_>, server_pk: &[u8; 32], blinded: &SessionId) -> Option<IdentityKey> {
     let blinding = Blinding::from_prefix(blinded.prefix())?;
@@ -55,7 +50,7 @@ fn blind15_id(case: &Case<'_>) -> Result<(), String> {
     let (id, flipped) = blinding::blind15_id(&sid, &server_pk).or_fail("blind15_id")?;
     case.check_hex("blinded_id", &id.to_bytes())?;
     case.check_hex("blinded_id_sign_flipped", &flipped.to_bytes())?;
-    if let Some(owner) = known_owner(case, &sid) {
+    if let Some(owner) = case.ctx.known_account(&sid) {
         let kp = blind15_key_pair(&owner, &server_pk).or_fail("key pair")?;
         if kp.id() != id && kp.id() != flipped {
             return Err(format!("owner's key pair id {} is neither form", kp.id()));
@@ -70,7 +65,7 @@ fn blind25_id(case: &Case<'_>) -> Result<(), String> {
     case.check_hex("blinding_factor", &blinding::blind25_factor(&sid, &server_pk).or_fail("factor")?)?;
     let id = blinding::blind25_id(&sid, &server_pk).or_fail("blind25_id")?;
     case.check_hex("blinded_id", &id.to_bytes())?;
-    if let Some(owner) = known_owner(case, &sid) {
+    if let Some(owner) = case.ctx.known_account(&sid) {
         let kp = blind25_key_pair(&owner, &server_pk).or_fail("key pair")?;
         if kp.id() != id {
             return Err(format!("owner's key pair id {} differs", kp.id()));
@@ -134,7 +129,7 @@ fn version_blinded_sign(case: &Case<'_>) -> Result<(), String> {
 }
 
 fn sogs_auth_headers(case: &Case<'_>) -> Result<(), String> {
-    let identity = IdentityKey::from_seed_bytes(&case.hex_n::<32>("ed25519_seed")?);
+    let identity = case.identity("ed25519_seed")?;
     let server_pk = case.hex_n::<32>("server_pk")?;
     let nonce = case.hex_n::<16>("nonce")?;
     let timestamp = u64::try_from(case.int("timestamp")?).or_fail("timestamp")?;
@@ -159,7 +154,7 @@ fn sogs_auth_headers(case: &Case<'_>) -> Result<(), String> {
 }
 
 fn blinded_dm_encrypt_fixed_nonce(case: &Case<'_>) -> Result<(), String> {
-    let sender = IdentityKey::from_seed_bytes(&case.hex_n::<32>("sender_ed25519_seed")?);
+    let sender = case.identity("sender_ed25519_seed")?;
     let server_pk = case.hex_n::<32>("server_pk")?;
     let recipient = session_id(case, "recipient_blinded_id")?;
     let message = case.hex("message")?;
@@ -201,7 +196,7 @@ struct DecryptInputs {
 impl DecryptInputs {
     fn read(case: &Case<'_>) -> Result<Self, String> {
         Ok(Self {
-            ours: IdentityKey::from_seed_bytes(&case.hex_n::<32>("ed25519_seed")?),
+            ours: case.identity("ed25519_seed")?,
             server_pk: case.hex_n::<32>("server_pk")?,
             sender: session_id(case, "sender_blinded_id")?,
             recipient: session_id(case, "recipient_blinded_id")?,

@@ -1,7 +1,6 @@
 //! Multi-recipient encryption (crypto §6.2), config encryption (§8.2), ONS, push notifications
 //! and the xchacha20 helpers (§8.3).
 
-use session_protocol::IdentityKey;
 use session_protocol::config_crypto::{self, ConfigCryptoError};
 use session_protocol::multi::{self, MultiDecryptError};
 use session_protocol::ons;
@@ -23,12 +22,8 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
 }
 
 fn multi_encrypt(case: &Case<'_>) -> Result<(), String> {
-    let sender = IdentityKey::from_seed_bytes(&case.hex_n::<32>("sender_ed25519_seed")?);
-    let recipients = case
-        .list_hex("recipient_x25519_pubkeys")?
-        .into_iter()
-        .map(|key| <[u8; 32]>::try_from(key.as_slice()).map_err(|_| "recipient key not 32 bytes".to_owned()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let sender = case.identity("sender_ed25519_seed")?;
+    let recipients = case.list_hex_n::<32>("recipient_x25519_pubkeys")?;
     let domain = case.str("domain")?;
     let nonce = case.hex_n::<24>("nonce")?;
     let messages = case.list_hex("messages")?;
@@ -38,7 +33,7 @@ fn multi_encrypt(case: &Case<'_>) -> Result<(), String> {
 }
 
 fn multi_decrypt_inputs(case: &Case<'_>) -> Result<Result<Vec<u8>, MultiDecryptError>, String> {
-    let ours = IdentityKey::from_seed_bytes(&case.hex_n::<32>("recipient_ed25519_seed")?);
+    let ours = case.identity("recipient_ed25519_seed")?;
     let sender = case.hex_n::<32>("sender_x25519_pubkey")?;
     let domain = case.str("domain")?;
     let nonce = case.hex_n::<24>("nonce")?;

@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use serde_json::{Map, Value};
+use session_protocol::onion::EncType;
+use session_protocol::{IdentityKey, SessionId};
 
 /// A handler checks one entry; `Err` carries the reason it failed.
 pub type Handler = fn(&Case<'_>) -> Result<(), String>;
@@ -51,6 +53,11 @@ impl Context {
         ctx.x25519_secrets.sort();
         ctx.x25519_secrets.dedup();
         ctx
+    }
+
+    /// The account whose Session ID is `id`, if its seed appears in any vector.
+    pub fn known_account(&self, id: &SessionId) -> Option<IdentityKey> {
+        self.ed25519_seeds.iter().map(IdentityKey::from_seed_bytes).find(|key| key.session_id() == *id)
     }
 }
 
@@ -124,6 +131,26 @@ impl<'a> Case<'a> {
     pub fn list_hex(&self, field: &str) -> Result<Vec<Vec<u8>>, String> {
         let list = self.input(field)?.as_array().ok_or_else(|| format!("{field}: not a list"))?;
         list.iter().map(|v| decode_hex(field, v)).collect()
+    }
+
+    /// A list of hex strings of exactly `N` bytes each.
+    pub fn list_hex_n<const N: usize>(&self, field: &str) -> Result<Vec<[u8; N]>, String> {
+        self.list_hex(field)?
+            .into_iter()
+            .map(|b| {
+                b.try_into().map_err(|b: Vec<u8>| format!("{field}: expected {N} bytes, got {}", b.len()))
+            })
+            .collect()
+    }
+
+    /// The identity of a 32-byte Ed25519 seed given in hex.
+    pub fn identity(&self, field: &str) -> Result<IdentityKey, String> {
+        Ok(IdentityKey::from_seed_bytes(&self.hex_n::<32>(field)?))
+    }
+
+    /// An onion `enc_type` name.
+    pub fn enc_type(&self, field: &str) -> Result<EncType, String> {
+        EncType::parse(self.str(field)?).or_fail(field)
     }
 
     pub fn str(&self, field: &str) -> Result<&'a str, String> {

@@ -16,7 +16,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
 }
 
 fn account_keys_from_seed(case: &Case<'_>) -> Result<(), String> {
-    let key = IdentityKey::from_seed_bytes(&case.hex_n::<32>("ed25519_seed")?);
+    let key = case.identity("ed25519_seed")?;
     case.check_hex("ed25519_pubkey", &key.ed25519_public())?;
     case.check_hex("ed25519_secret_key", key.secret_key_bytes().as_slice())?;
     case.check_hex("x25519_secret", key.x25519_secret())?;
@@ -35,7 +35,7 @@ fn account_keys_from_seed(case: &Case<'_>) -> Result<(), String> {
 }
 
 fn group_v2_id_from_seed(case: &Case<'_>) -> Result<(), String> {
-    let key = IdentityKey::from_seed_bytes(&case.hex_n::<32>("group_ed25519_seed")?);
+    let key = case.identity("group_ed25519_seed")?;
     let pubkey = key.ed25519_public();
     case.check_hex("group_ed25519_pubkey", &pubkey)?;
     let id = SessionId::new(IdPrefix::Group, pubkey);

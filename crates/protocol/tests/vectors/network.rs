@@ -242,7 +242,7 @@ fn quic_bt_frame(case: &Case<'_>) -> Result<(), String> {
 
 fn omq_sn_onion_request(case: &Case<'_>) -> Result<(), String> {
     let data = case.hex("data")?;
-    let enc_type = case.str("enc_type")?;
+    let enc_type = case.enc_type("enc_type")?;
     let ephemeral_key = case.hex_n::<32>("ephemeral_key")?;
     let hop_no = case.int("hop_no")?;
     let request = SnOnionRequest { data: &data, enc_type: Some(enc_type), ephemeral_key, hop_no };

@@ -71,7 +71,7 @@ fn hop_decrypt(case: &Case<'_>, enc: EncType) -> Result<(), String> {
 }
 
 fn hop_decrypt_reject(case: &Case<'_>) -> Result<(), String> {
-    let enc = EncType::parse(case.str("enc_type")?).or_fail("enc_type")?;
+    let enc = case.enc_type("enc_type")?;
     let node_secret = case.hex_n::<32>("node_x25519_secret")?;
     let node_public = case.hex_n::<32>("node_x25519_pubkey")?;
     let client_public = case.hex_n::<32>("ephemeral_x25519_pubkey")?;
@@ -107,7 +107,7 @@ fn node_keys(object: &Map<String, Value>, what: &str) -> Result<NodeKeys, String
 }
 
 fn request_build(case: &Case<'_>) -> Result<(), String> {
-    let enc = EncType::parse(case.str("enc_type")?).or_fail("enc_type")?;
+    let enc = case.enc_type("enc_type")?;
     let request_body = case.str("request_body")?;
     let path = case
         .list_object("path")?
@@ -116,7 +116,7 @@ fn request_build(case: &Case<'_>) -> Result<(), String> {
         .map(|(i, o)| node_keys(o, &format!("path[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
     let destination = node_keys(case.object("destination")?, "destination")?;
-    let secrets = case.list_hex("ephemeral_x25519_secrets")?;
+    let secrets = case.list_hex_n::<32>("ephemeral_x25519_secrets")?;
     let nonces = case.list_hex("nonces")?;
     if secrets.len() != nonces.len() {
         return Err("secrets and nonces differ in length".into());
@@ -125,13 +125,12 @@ fn request_build(case: &Case<'_>) -> Result<(), String> {
         .iter()
         .zip(&nonces)
         .map(|(secret, nonce)| {
-            let secret: [u8; 32] = secret.as_slice().try_into().map_err(|_| "secret: hex:32".to_string())?;
             if nonce.len() != enc.nonce_len() {
                 return Err(format!("nonce: expected {} bytes", enc.nonce_len()));
             }
             let mut padded = [0u8; 24];
             padded[..nonce.len()].copy_from_slice(nonce);
-            Ok(LayerSecrets::new(secret, padded))
+            Ok(LayerSecrets::new(*secret, padded))
         })
         .collect::<Result<Vec<_>, String>>()?;
 
@@ -201,7 +200,7 @@ fn request_build(case: &Case<'_>) -> Result<(), String> {
 }
 
 fn response_decrypt(case: &Case<'_>) -> Result<(), String> {
-    let enc = EncType::parse(case.str("enc_type")?).or_fail("enc_type")?;
+    let enc = case.enc_type("enc_type")?;
     let secret = case.hex_n::<32>("client_x25519_secret")?;
     let public = case.hex_n::<32>("client_x25519_pubkey")?;
     let destination = case.hex_n::<32>("destination_x25519_pubkey")?;

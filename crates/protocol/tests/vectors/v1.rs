@@ -29,7 +29,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
 }
 
 fn encrypt_deterministic(case: &Case<'_>) -> Result<(), String> {
-    let sender = IdentityKey::from_seed_bytes(&case.hex_n::<32>("sender_ed25519_seed")?);
+    let sender = case.identity("sender_ed25519_seed")?;
     let recipient_id = case.hex_n::<33>("recipient_session_id")?;
     let message = case.hex("message")?;
 
@@ -61,7 +61,9 @@ fn encrypt_deterministic(case: &Case<'_>) -> Result<(), String> {
     }
 
     // also: the recipient, if its seed is known, decrypts it.
-    if let Some(recipient) = known_identity(case, &recipient_id) {
+    if let Some(recipient) =
+        SessionId::from_bytes(&recipient_id).ok().and_then(|id| case.ctx.known_account(&id))
+    {
         let got = decrypt_incoming(&recipient, &ciphertext).or_fail("recipient decrypt")?;
         if got.message != message
             || got.sender_ed25519 != sender.ed25519_public()
@@ -74,7 +76,7 @@ fn encrypt_deterministic(case: &Case<'_>) -> Result<(), String> {
 }
 
 fn decrypt(case: &Case<'_>) -> Result<(), String> {
-    let recipient = IdentityKey::from_seed_bytes(&case.hex_n::<32>("recipient_ed25519_seed")?);
+    let recipient = case.identity("recipient_ed25519_seed")?;
     let ciphertext = case.hex("ciphertext")?;
     let got = decrypt_incoming(&recipient, &ciphertext).or_fail("decrypt")?;
     case.check_hex("message", &got.message)?;
@@ -94,7 +96,7 @@ fn decrypt(case: &Case<'_>) -> Result<(), String> {
 }
 
 fn decrypt_reject(case: &Case<'_>) -> Result<(), String> {
-    let recipient = IdentityKey::from_seed_bytes(&case.hex_n::<32>("recipient_ed25519_seed")?);
+    let recipient = case.identity("recipient_ed25519_seed")?;
     let ciphertext = case.hex("ciphertext")?;
     case.check_error(decrypt_incoming(&recipient, &ciphertext), |e| match e {
         DecryptError::TooShort { .. } => "too_short",
@@ -122,7 +124,7 @@ fn content_padding(case: &Case<'_>) -> Result<(), String> {
 }
 
 fn legacy_config_wrap(case: &Case<'_>) -> Result<(), String> {
-    let identity = IdentityKey::from_seed_bytes(&case.hex_n::<32>("ed25519_seed")?);
+    let identity = case.identity("ed25519_seed")?;
     let kind_number = i32::try_from(case.int("kind")?).or_fail("kind")?;
     let kind = shared_config_message::Kind::try_from(kind_number).or_fail("kind")?;
     let seqno = case.int("seqno")?;
@@ -157,10 +159,4 @@ fn legacy_config_wrap(case: &Case<'_>) -> Result<(), String> {
         return Err("unwrap_legacy_config did not give the config back".into());
     }
     Ok(())
-}
-
-/// The identity whose Session ID is `id`, if its seed appears in any vector.
-fn known_identity(case: &Case<'_>, id: &[u8; 33]) -> Option<IdentityKey> {
-    let id = SessionId::from_bytes(id).ok()?;
-    case.ctx.ed25519_seeds.iter().map(IdentityKey::from_seed_bytes).find(|key| key.session_id() == id)
 }

@@ -1,0 +1,267 @@
+//! Request signatures of the node-to-node channel (`docs/node-channel.md` §3).
+//!
+//! Every request carries three headers: `X-Node-Pubkey` (the sender's Ed25519 key, 64 lowercase
+//! hex), `X-Node-Timestamp` (ms since the Unix epoch, decimal) and `X-Node-Signature` (standard
+//! padded base64 of a 64-byte Ed25519 signature). The signature covers
+//!
+//! ```text
+//! session-node-channel/v1 \n METHOD \n PATH \n TIMESTAMP \n SENDER_HEX \n RECIPIENT_HEX \n BODY_HASH_HEX
+//! ```
+//!
+//! (no spaces; `\n` is one 0x0a byte) where the body hash is BLAKE2b-256 (unkeyed) of the raw
+//! body. The recipient accepts a request only from a node in its current node list, with a
+//! timestamp within [`MAX_CLOCK_SKEW_MS`] of its own clock.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use session_protocol::IdentityKey;
+use session_protocol::keys::verify_ed25519;
+use session_protocol::primitives::blake2b_32;
+
+use crate::nodelist::NodeList;
+
+/// Header naming the sender's Ed25519 public key (hex).
+pub const PUBKEY_HEADER: &str = "x-node-pubkey";
+/// Header with the request time in ms since the Unix epoch.
+pub const TIMESTAMP_HEADER: &str = "x-node-timestamp";
+/// Header with the base64 Ed25519 signature.
+pub const SIGNATURE_HEADER: &str = "x-node-signature";
+
+/// Requests whose timestamp differs from the recipient's clock by more than this are stale.
+pub const MAX_CLOCK_SKEW_MS: i64 = 60_000;
+
+/// Domain separator, the first line of every signed message.
+const DOMAIN: &[u8] = b"session-node-channel/v1";
+
+/// The three authentication headers of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHeaders {
+    /// `X-Node-Pubkey`.
+    pub pubkey: String,
+    /// `X-Node-Timestamp`.
+    pub timestamp: String,
+    /// `X-Node-Signature`.
+    pub signature: String,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// A header is absent or not valid text.
+    #[error("missing node authentication headers")]
+    MissingHeaders,
+    /// The pubkey, timestamp or signature header is malformed.
+    #[error("malformed node authentication headers")]
+    Malformed,
+    /// The sender is not in our node list.
+    #[error("unknown node")]
+    UnknownSender,
+    /// The timestamp is more than 60 s from our clock.
+    #[error("stale request timestamp")]
+    Stale,
+    /// The signature does not verify.
+    #[error("invalid node signature")]
+    BadSignature,
+}
+
+impl AuthError {
+    /// The HTTP status the receiver answers with: 403 for an unknown sender, 401 otherwise.
+    pub fn status(self) -> u16 {
+        match self {
+            AuthError::UnknownSender => 403,
+            _ => 401,
+        }
+    }
+}
+
+/// Signs a request from `key` to `recipient_hex` (Ed25519 hex) at `timestamp_ms`.
+pub fn sign_request(
+    key: &IdentityKey,
+    sender_hex: &str,
+    recipient_hex: &str,
+    method: &str,
+    path: &str,
+    timestamp_ms: i64,
+    body: &[u8],
+) -> SignedHeaders {
+    let timestamp = timestamp_ms.to_string();
+    let message = signed_message(method, path, &timestamp, sender_hex, recipient_hex, body);
+    SignedHeaders { pubkey: sender_hex.to_owned(), timestamp, signature: STANDARD.encode(key.sign(&message)) }
+}
+
+/// A received request as the receiver sees it: the authentication headers (absent ones are
+/// `None`), method, path and body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// Request path.
+    pub path: &'a str,
+    /// `X-Node-Pubkey`.
+    pub pubkey: Option<&'a str>,
+    /// `X-Node-Timestamp`.
+    pub timestamp: Option<&'a str>,
+    /// `X-Node-Signature`.
+    pub signature: Option<&'a str>,
+    /// The raw body.
+    pub body: &'a [u8],
+}
+
+/// Checks a received request addressed to `own_hex` against the node list and our clock.
+/// Returns the sender's Ed25519 hex on success.
+pub fn verify_request<'a>(
+    nodes: &NodeList,
+    own_hex: &str,
+    now_ms: i64,
+    request: &Received<'a>,
+) -> Result<&'a str, AuthError> {
+    let (Some(pubkey), Some(timestamp), Some(signature)) =
+        (request.pubkey, request.timestamp, request.signature)
+    else {
+        return Err(AuthError::MissingHeaders);
+    };
+    if pubkey.len() != 64 || !pubkey.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(AuthError::Malformed);
+    }
+    let ts: i64 = parse_timestamp(timestamp).ok_or(AuthError::Malformed)?;
+    let mut sig = [0u8; 64];
+    match STANDARD.decode_slice(signature.as_bytes(), &mut sig) {
+        Ok(64) => {}
+        _ => return Err(AuthError::Malformed),
+    }
+    let record = nodes.by_ed25519(pubkey).ok_or(AuthError::UnknownSender)?;
+    let key = record.ed25519().ok_or(AuthError::UnknownSender)?;
+    if now_ms.abs_diff(ts) > MAX_CLOCK_SKEW_MS.unsigned_abs() {
+        return Err(AuthError::Stale);
+    }
+    let message = signed_message(request.method, request.path, timestamp, pubkey, own_hex, request.body);
+    if verify_ed25519(&key, &message, &sig) { Ok(pubkey) } else { Err(AuthError::BadSignature) }
+}
+
+// ---- internals ----
+
+/// A decimal timestamp without sign, leading `+` or spaces, at most 15 digits.
+fn parse_timestamp(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 15 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn signed_message(
+    method: &str,
+    path: &str,
+    timestamp: &str,
+    sender: &str,
+    recipient: &str,
+    body: &[u8],
+) -> Vec<u8> {
+    let body_hash = hex::encode(blake2b_32(&[], &[body]));
+    let parts: [&[u8]; 7] = [
+        DOMAIN,
+        method.as_bytes(),
+        path.as_bytes(),
+        timestamp.as_bytes(),
+        sender.as_bytes(),
+        recipient.as_bytes(),
+        body_hash.as_bytes(),
+    ];
+    let mut message = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for part in parts {
+        if !message.is_empty() {
+            message.push(b'\n');
+        }
+        message.extend_from_slice(part);
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::nodelist::NodeRecord;
+
+    fn record(key: &IdentityKey) -> NodeRecord {
+        NodeRecord {
+            pubkey_ed25519: hex::encode(key.ed25519_public()),
+            pubkey_x25519: hex::encode(key.x25519_public()),
+            public_ip: Ipv4Addr::LOCALHOST,
+            storage_port: 1,
+            storage_lmq_port: 0,
+            swarm_id: 0,
+            tls: false,
+        }
+    }
+
+    #[test]
+    fn sign_then_verify() {
+        let a = IdentityKey::from_seed_bytes(&[1; 32]);
+        let b = IdentityKey::from_seed_bytes(&[2; 32]);
+        let (a_hex, b_hex) = (hex::encode(a.ed25519_public()), hex::encode(b.ed25519_public()));
+        let list = NodeList::new(vec![record(&a), record(&b)]);
+        let h = sign_request(&a, &a_hex, &b_hex, "POST", "/node/v1/rpc", 1_000_000, b"body");
+        let check = |list: &NodeList, own: &str, now: i64, path: &str, body: &[u8], h: &SignedHeaders| {
+            let received = Received {
+                method: "POST",
+                path,
+                pubkey: Some(&h.pubkey),
+                timestamp: Some(&h.timestamp),
+                signature: Some(&h.signature),
+                body,
+            };
+            verify_request(list, own, now, &received).map(str::to_owned)
+        };
+        assert_eq!(check(&list, &b_hex, 1_000_000, "/node/v1/rpc", b"body", &h), Ok(a_hex.clone()));
+        assert_eq!(check(&list, &b_hex, 1_059_000, "/node/v1/rpc", b"body", &h), Ok(a_hex.clone()));
+        assert_eq!(check(&list, &b_hex, 1_060_001, "/node/v1/rpc", b"body", &h), Err(AuthError::Stale));
+        assert_eq!(check(&list, &b_hex, 939_999, "/node/v1/rpc", b"body", &h), Err(AuthError::Stale));
+        assert_eq!(
+            check(&list, &b_hex, 1_000_000, "/node/v1/rpc", b"bodY", &h),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            check(&list, &b_hex, 1_000_000, "/node/v1/onion", b"body", &h),
+            Err(AuthError::BadSignature)
+        );
+        // Addressed to b, replayed to a.
+        assert_eq!(
+            check(&list, &a_hex, 1_000_000, "/node/v1/rpc", b"body", &h),
+            Err(AuthError::BadSignature)
+        );
+        let only_b = NodeList::new(vec![record(&b)]);
+        assert_eq!(
+            check(&only_b, &b_hex, 1_000_000, "/node/v1/rpc", b"body", &h),
+            Err(AuthError::UnknownSender)
+        );
+        let mut bad = h.clone();
+        bad.timestamp = "-1000000".into();
+        assert_eq!(check(&list, &b_hex, 1_000_000, "/node/v1/rpc", b"body", &bad), Err(AuthError::Malformed));
+        let mut bad = h.clone();
+        bad.signature = "AAAA".into();
+        assert_eq!(check(&list, &b_hex, 1_000_000, "/node/v1/rpc", b"body", &bad), Err(AuthError::Malformed));
+        let mut bad = h.clone();
+        bad.pubkey = a_hex.to_uppercase();
+        assert_eq!(check(&list, &b_hex, 1_000_000, "/node/v1/rpc", b"body", &bad), Err(AuthError::Malformed));
+        assert_eq!(
+            verify_request(
+                &list,
+                &b_hex,
+                0,
+                &Received {
+                    method: "POST",
+                    path: "/",
+                    pubkey: None,
+                    timestamp: Some("1"),
+                    signature: Some("x"),
+                    body: b""
+                }
+            ),
+            Err(AuthError::MissingHeaders)
+        );
+        assert_eq!(AuthError::UnknownSender.status(), 403);
+        assert_eq!(AuthError::Stale.status(), 401);
+    }
+}
