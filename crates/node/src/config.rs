@@ -28,6 +28,38 @@ pub struct NodeConfig {
     pub proxy_allowlist: Vec<String>,
     /// Allow proxying onion requests to loopback addresses (development only).
     pub allow_loopback_proxy: bool,
+    /// Swarm data movement and catch-up (`[sync]`).
+    pub sync: SyncSettings,
+}
+
+/// Settings of swarm data movement on node-list changes and of catch-up (`crate::sync`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Seconds between anti-entropy runs (catch-up from every swarm peer, and handing off
+    /// messages of accounts that are not ours). 0 disables the periodic runs; catch-up still
+    /// runs at start and when the node enters a swarm.
+    pub anti_entropy_secs: u64,
+    /// Target size of one transfer request, bytes (capped at the channel's request limit).
+    pub batch_bytes: usize,
+    /// Attempts per transfer request and peer before giving up on that peer for this run.
+    pub retry_attempts: u32,
+    /// Delay before the first retry, ms; it doubles after each failed attempt.
+    pub retry_initial_ms: u64,
+    /// Longest delay between retries, ms.
+    pub retry_max_ms: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            anti_entropy_secs: 300,
+            batch_bytes: 4 * 1024 * 1024,
+            retry_attempts: 5,
+            retry_initial_ms: 1000,
+            retry_max_ms: 30_000,
+        }
+    }
 }
 
 /// Configurable limits.
@@ -59,6 +91,7 @@ impl Default for NodeConfig {
             limits: Limits::default(),
             proxy_allowlist: Vec::new(),
             allow_loopback_proxy: false,
+            sync: SyncSettings::default(),
         }
     }
 }
@@ -159,6 +192,12 @@ pub struct Cli {
     /// The public IPv4 address other nodes and clients reach us at.
     #[arg(long, value_name = "IPV4")]
     pub public_ip: Option<std::net::Ipv4Addr>,
+    /// Seconds between anti-entropy runs (0 disables them).
+    #[arg(long, value_name = "SECS")]
+    pub anti_entropy_secs: Option<u64>,
+    /// Delay before the first retry of a failed transfer, ms (doubles per retry).
+    #[arg(long, value_name = "MS")]
+    pub sync_retry_ms: Option<u64>,
 }
 
 impl Cli {
@@ -212,6 +251,12 @@ impl Cli {
         if let Some(v) = self.public_ip {
             config.public_ip = Some(v);
         }
+        if let Some(v) = self.anti_entropy_secs {
+            config.sync.anti_entropy_secs = v;
+        }
+        if let Some(v) = self.sync_retry_ms {
+            config.sync.retry_initial_ms = v;
+        }
     }
 }
 
@@ -226,6 +271,10 @@ mod tests {
         assert_eq!(cfg.limits.rate_burst, 9);
         assert_eq!(cfg.limits.rate_per_second, 300);
         assert!(NodeConfig::from_toml("bogus = 1").is_err());
+        let cfg = NodeConfig::from_toml("[sync]\nanti_entropy_secs = 7\n").unwrap();
+        assert_eq!(cfg.sync.anti_entropy_secs, 7);
+        assert_eq!(cfg.sync.retry_attempts, SyncSettings::default().retry_attempts);
+        assert!(NodeConfig::from_toml("[sync]\nbogus = 1\n").is_err());
     }
 
     #[test]
@@ -249,6 +298,8 @@ mod tests {
             "--proxy-allow",
             "a.example",
             "--allow-loopback-proxy",
+            "--anti-entropy-secs",
+            "2",
         ])
         .unwrap();
         let cfg = cli.into_config().unwrap();
@@ -257,6 +308,7 @@ mod tests {
         assert_eq!((cfg.limits.rate_per_second, cfg.limits.rate_burst), (5, 9));
         assert_eq!(cfg.proxy_allowlist, ["a.example", "b.example:8080"]);
         assert!(cfg.allow_loopback_proxy);
+        assert_eq!(cfg.sync.anti_entropy_secs, 2);
         let cli = Cli::try_parse_from(["session-node", "--tls"]).unwrap();
         assert!(cli.into_config().unwrap().tls);
         assert!(matches!(

@@ -12,6 +12,7 @@ pub mod peer;
 pub mod rpc;
 pub mod server;
 pub mod store;
+pub mod sync;
 
 pub use account::AccountKey;
 pub use context::NodeContext;
