@@ -630,7 +630,6 @@ fn account_from_row(
     Ok(Some(AccountKey::from_bytes(bytes)))
 }
 
-
 /// Reads a stored hash column.
 fn hash_from_row(row: &Row<'_>, index: usize) -> rusqlite::Result<MessageHash> {
     let text = row.get_ref(index)?.as_bytes()?;
