@@ -380,6 +380,7 @@ pub struct RealNode {
     /// Where it listens.
     pub addr: SocketAddr,
     data_dir: PathBuf,
+    extra: Vec<String>,
     logs: Arc<Mutex<Vec<String>>>,
     heartbeats: Option<tokio::task::JoinHandle<()>>,
     alive: Arc<AtomicBool>,
@@ -388,6 +389,11 @@ pub struct RealNode {
 impl RealNode {
     /// Starts a node with a fresh key in `data_dir` on a free port.
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with_args(data_dir, &[])
+    }
+
+    /// Starts a node with a fresh key in `data_dir` on a free port, with `extra` flags.
+    pub fn start_with_args(data_dir: &Path, extra: &[&str]) -> Self {
         std::fs::create_dir_all(data_dir).unwrap();
         let mut seed = [0u8; 32];
         rand::rng().fill_bytes(&mut seed);
@@ -399,6 +405,7 @@ impl RealNode {
             key,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             data_dir: data_dir.to_path_buf(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             logs: Arc::new(Mutex::new(Vec::new())),
             heartbeats: None,
             alive: Arc::new(AtomicBool::new(false)),
@@ -414,6 +421,7 @@ impl RealNode {
         for _ in 0..5 {
             let mut cmd = Command::new(node_binary());
             cmd.arg("--listen").arg(self.addr.to_string()).arg("--data-dir").arg(&self.data_dir);
+            cmd.args(&self.extra);
             cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::piped());
             let mut child = cmd.spawn().expect("spawn session-node");
             match try_wait_for_line(&mut child, &self.logs, "session-node listening on ") {
