@@ -439,7 +439,7 @@ mod tests {
         let key = IdentityKey::from_seed_bytes(&[seed; 32]);
         ChainRecord {
             pubkey_ed25519: key.ed25519_public(),
-            pubkey_x25519: key.x25519_public(),
+            pubkey_x25519: *key.x25519_public(),
             public_ip: Ipv4Addr::LOCALHOST,
             storage_port: port,
             storage_lmq_port: 0,
