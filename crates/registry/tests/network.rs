@@ -11,8 +11,9 @@
 //!   one swarm splits in two; messages stored along the way are served by their new swarms;
 //! * a stopped node is decommissioned; when its swarm falls below 5 a node of the other swarm is
 //!   moved in (Robin Hood) and serves every message of its new swarm (healing time printed);
-//! * a member killed for a few seconds (not long enough to be decommissioned) misses writes and
-//!   serves all of them after its restart;
+//! * a member killed briefly (not long enough to be decommissioned) misses writes and serves all
+//!   of them after its restart; one killed past the decommission delay is decommissioned, then
+//!   recommissioned after its restart, and serves every message too;
 //! * a registry killed and restarted on the same port and data dir serves the same key, height,
 //!   block hash and list; the nodes serve throughout and follow it afterwards.
 //!
@@ -106,7 +107,8 @@ impl Account {
     }
 
     fn store_params(&self, namespace: i16, data: &[u8], timestamp: u64) -> Value {
-        let mut p = json!({"pubkey": self.hex, "timestamp": timestamp, "ttl": TTL_MS, "data": B64.encode(data)});
+        let mut p =
+            json!({"pubkey": self.hex, "timestamp": timestamp, "ttl": TTL_MS, "data": B64.encode(data)});
         if namespace != 0 {
             p["namespace"] = json!(namespace);
         }
@@ -170,7 +172,8 @@ async fn served(
 ) -> Result<BTreeSet<Msg>, String> {
     let mut seen = BTreeSet::new();
     for namespace in NAMESPACES {
-        let (status, body) = storage_rpc(client, addr, "retrieve", &account.retrieve_params(namespace)).await?;
+        let (status, body) =
+            storage_rpc(client, addr, "retrieve", &account.retrieve_params(namespace)).await?;
         if status != 200 {
             return Err(format!("retrieve ns {namespace}: HTTP {status} {body}"));
         }
@@ -356,7 +359,8 @@ impl Net {
     async fn epochs(&self) -> Result<Vec<Epoch>, String> {
         let mut epochs: Vec<Epoch> = Vec::new();
         loop {
-            let result = self.registry_rpc("get_epochs", json!({"from": epochs.len(), "limit": 1000})).await?;
+            let result =
+                self.registry_rpc("get_epochs", json!({"from": epochs.len(), "limit": 1000})).await?;
             let page: Vec<Epoch> =
                 serde_json::from_value(result["epochs"].clone()).map_err(|e| format!("epochs: {e}"))?;
             if page.is_empty() {
@@ -476,25 +480,57 @@ impl Net {
             }
             // The rest redirect to exactly the swarm's members: one hop, no loop.
             for node in self.running().filter(|n| !members.contains(&n.hex())) {
-                let (status, body) = storage_rpc(&self.client, node.addr, "retrieve", &account.retrieve_params(0))
-                    .await
-                    .unwrap_or_else(|e| panic!("{e}\n{}", node.logs()));
-                assert_eq!(status, 421, "{what}: node {} outside swarm {swarm:x}: {body}", short(&node.hex()));
+                let (status, body) =
+                    storage_rpc(&self.client, node.addr, "retrieve", &account.retrieve_params(0))
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}\n{}", node.logs()));
+                assert_eq!(
+                    status,
+                    421,
+                    "{what}: node {} outside swarm {swarm:x}: {body}",
+                    short(&node.hex())
+                );
                 let named: BTreeSet<String> = body["snodes"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .filter_map(|n| n["pubkey_ed25519"].as_str().map(str::to_owned))
                     .collect();
-                assert_eq!(named, members, "{what}: the 421 of node {} names another swarm", short(&node.hex()));
+                assert_eq!(
+                    named,
+                    members,
+                    "{what}: the 421 of node {} names another swarm",
+                    short(&node.hex())
+                );
                 assert_eq!(body["swarm"], json!(format!("{swarm:x}")));
             }
         }
+        // Count what each node holds: exactly the messages of its swarm's accounts (hand-offs
+        // deleted the copies of accounts that moved away; a node outside every swarm holds none).
+        let mut held = 0;
+        for node in self.running() {
+            let swarm = list.swarm_of(&node.hex());
+            let expected: u64 = self
+                .accounts
+                .iter()
+                .zip(&self.written)
+                .filter(|(account, _)| swarm != NO_SWARM && account.swarm(&ids) == Some(SwarmId(swarm)))
+                .map(|(_, written)| written.len() as u64)
+                .sum();
+            let count =
+                poll(&format!("{what}: node {} holding {expected} messages", short(&node.hex())), || async {
+                    let count = stored_count(&self.client, node).await?;
+                    if count == expected { Ok(count) } else { Err(format!("it holds {count}")) }
+                })
+                .await;
+            held += count;
+        }
         eprintln!(
             "{what}: {} acknowledged messages of {} accounts; every one served by every member of its \
-             swarm ({checks} member checks), none lost",
+             swarm ({checks} member checks), none lost; {held} copies held by {} running nodes",
             self.acknowledged(),
-            self.accounts.len()
+            self.accounts.len(),
+            self.running().count()
         );
     }
 }
@@ -511,6 +547,19 @@ async fn node_view(client: &reqwest::Client, node: &RealNode) -> Result<BTreeMap
         .flatten()
         .filter_map(|n| Some((n["pubkey_ed25519"].as_str()?.to_owned(), n["swarm_id"].as_u64()?)))
         .collect())
+}
+
+/// The `session_node_messages` gauge of `node` (messages in its store).
+async fn stored_count(client: &reqwest::Client, node: &RealNode) -> Result<u64, String> {
+    let reply = client
+        .get(format!("http://{}/metrics", node.addr))
+        .send()
+        .await
+        .map_err(|e| format!("metrics: {e}"))?;
+    let text = reply.text().await.map_err(|e| format!("metrics: {e}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("session_node_messages ")?.trim().parse().ok())
+        .ok_or_else(|| "no session_node_messages in /metrics".to_owned())
 }
 
 /// `Ok` when the list has exactly `n` nodes, all active and in a swarm, and every swarm has at
@@ -620,6 +669,8 @@ async fn a_stopped_node_is_decommissioned_and_its_swarm_refilled() {
     let stopped = last[0].clone();
     let t0 = Instant::now();
     net.kill(&stopped).await;
+    // Writes go on while the dead member is still listed (it is decommissioned only later).
+    net.write(&shrunk, 1, "while a member of A is down").await;
     let healed = net
         .settle("the stopped node decommissioned and swarm A refilled", |l| {
             if l.nodes.get(&stopped) != Some(&(NO_SWARM, false)) {
@@ -642,7 +693,11 @@ async fn a_stopped_node_is_decommissioned_and_its_swarm_refilled() {
         }
         poll(&format!("the node moved into A serving account {i}"), || async {
             let got = served(&net.client, mover.addr, account).await?;
-            if got == net.written[i] { Ok(()) } else { Err(format!("{} of {}", got.len(), net.written[i].len())) }
+            if got == net.written[i] {
+                Ok(())
+            } else {
+                Err(format!("{} of {}", got.len(), net.written[i].len()))
+            }
         })
         .await;
     }
@@ -709,7 +764,11 @@ async fn a_restarted_member_catches_up_on_writes_it_missed() {
     for (i, account) in net.accounts.iter().enumerate() {
         poll(&format!("the restarted node serving account {i}"), || async {
             let got = served(&net.client, node.addr, account).await?;
-            if got == net.written[i] { Ok(()) } else { Err(format!("{} of {}", got.len(), net.written[i].len())) }
+            if got == net.written[i] {
+                Ok(())
+            } else {
+                Err(format!("{} of {}", got.len(), net.written[i].len()))
+            }
         })
         .await;
     }
@@ -785,4 +844,53 @@ async fn a_registry_restart_changes_nothing() {
         }
     }
     net.assert_no_loss(&grown, "after the registry restart and a join").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_down_long_enough_to_be_decommissioned_rejoins_with_every_message() {
+    let _one = ONE_NETWORK_AT_A_TIME.lock().await;
+    // Long outage: past the registry's 6 s, so the node is decommissioned while down and
+    // recommissioned (assigned like a new node) after its restart.
+    let mut net = Net::start(&[], &["--anti-entropy-secs", "2"]);
+    for _ in 0..6 {
+        net.add_node();
+    }
+    let list = net.settle("six nodes in one swarm", |l| all_active(l, 6)).await;
+    let swarm = list.swarm_ids()[0];
+    net.add_accounts((0..4).map(|_| Account::in_swarm(swarm, &[swarm])));
+    net.write(&list, 2, "before the outage").await;
+    net.assert_no_loss(&list, "before the long outage").await;
+
+    let victim = list.members(swarm.0).into_iter().next().unwrap();
+    let t0 = Instant::now();
+    net.kill(&victim).await;
+    net.write(&list, 1, "down, still listed").await;
+    let shrunk = net
+        .settle("the stopped node decommissioned", |l| {
+            if l.nodes.get(&victim) == Some(&(NO_SWARM, false)) { Ok(()) } else { Err("still listed".into()) }
+        })
+        .await;
+    assert_eq!(shrunk.members(swarm.0).len(), 5, "{:x?}", shrunk.sizes());
+    net.write(&shrunk, 1, "down, decommissioned").await;
+    net.assert_no_loss(&shrunk, "while decommissioned").await;
+
+    net.restart(&victim);
+    let restarted = Instant::now();
+    let back = net.settle("the restarted node recommissioned", |l| all_active(l, 6)).await;
+    net.assert_no_loss(&back, "after the recommission").await;
+    eprintln!(
+        "long outage: down {:?}; recommissioned and serving every message {:?} after its restart",
+        restarted - t0,
+        restarted.elapsed()
+    );
+    let events: Vec<String> = net
+        .epochs()
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|e| e.parse_events().unwrap())
+        .filter(|e| hex::encode(e.node_key()) == victim)
+        .map(|e| e.kind().to_owned())
+        .collect();
+    assert_eq!(events, ["register", "decommission", "recommission"], "the victim's history");
 }
