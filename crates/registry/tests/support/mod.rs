@@ -69,23 +69,60 @@ pub fn fast_args() -> Vec<String> {
     .collect()
 }
 
+/// [`fast_args`] without the flags that `extra` sets itself, then `extra`: a test can override
+/// one timing (clap refuses a flag given twice).
+fn merged_args(extra: &[&str]) -> Vec<String> {
+    let fast = fast_args();
+    let mut args = Vec::new();
+    for pair in fast.chunks(2) {
+        if !extra.contains(&pair[0].as_str()) {
+            args.extend(pair.iter().cloned());
+        }
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 impl Registry {
     /// Starts the binary on `127.0.0.1:0` with `data_dir` and `extra` flags (after
-    /// [`fast_args`]) and waits for its startup line.
+    /// [`fast_args`]; a flag in `extra` replaces the fast one) and waits for its startup line.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_session-registry"));
-        cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir).args(fast_args()).args(extra);
-        cmd.env("RUST_LOG", "info,session_registry=debug").stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn session-registry");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let line = wait_for_line(&mut child, &logs, "session-registry listening on ");
-        // "session-registry listening on http://127.0.0.1:PORT pubkey=HEX"
-        let mut words = line.split_whitespace();
-        let url = words.nth(3).expect("url in the startup line").to_string();
-        let pubkey_hex =
-            words.next().and_then(|w| w.strip_prefix("pubkey=")).expect("pubkey in the startup line");
-        let pubkey = hex::decode(pubkey_hex).unwrap().try_into().unwrap();
-        Self { child, url, pubkey, data_dir: data_dir.to_path_buf(), logs }
+        Self::start_on("127.0.0.1:0", data_dir, extra)
+    }
+
+    /// Like [`Registry::start`], listening on `listen` (e.g. the address of a registry that was
+    /// killed, to restart it in place). A port just given up may stay busy for a moment: a few
+    /// attempts, half a second apart.
+    pub fn start_on(listen: &str, data_dir: &Path, extra: &[&str]) -> Self {
+        let mut failures = Vec::new();
+        for _ in 0..10 {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_session-registry"));
+            cmd.arg("--listen").arg(listen).arg("--data-dir").arg(data_dir).args(merged_args(extra));
+            cmd.env("RUST_LOG", "info,session_registry=debug").stdout(Stdio::piped()).stderr(Stdio::piped());
+            let mut child = cmd.spawn().expect("spawn session-registry");
+            let logs = Arc::new(Mutex::new(Vec::new()));
+            match try_wait_for_line(&mut child, &logs, "session-registry listening on ") {
+                Ok(line) => {
+                    // "session-registry listening on http://127.0.0.1:PORT pubkey=HEX"
+                    let mut words = line.split_whitespace();
+                    let url = words.nth(3).expect("url in the startup line").to_string();
+                    let pubkey_hex = words
+                        .next()
+                        .and_then(|w| w.strip_prefix("pubkey="))
+                        .expect("pubkey in the startup line");
+                    let pubkey = hex::decode(pubkey_hex).unwrap().try_into().unwrap();
+                    return Self { child, url, pubkey, data_dir: data_dir.to_path_buf(), logs };
+                }
+                Err(e) => failures.push(e),
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("session-registry did not start on {listen}:\n{}", failures.join("\n---\n"));
+    }
+
+    /// The `IP:PORT` the registry listens on.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
     }
 
     /// Kills the process (SIGKILL) and waits for it.
@@ -481,6 +518,12 @@ impl RealNode {
     /// The Ed25519 key, hex.
     pub fn hex(&self) -> String {
         hex::encode(self.key.ed25519_public())
+    }
+
+    /// The last lines of the node's output, for failure messages.
+    pub fn logs(&self) -> String {
+        let logs = self.logs.lock().unwrap();
+        logs[logs.len().saturating_sub(60)..].join("\n")
     }
 }
 
