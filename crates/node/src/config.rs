@@ -17,8 +17,14 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Static node-list file (JSON, `get_service_nodes` shape), reloaded when it changes.
     pub node_list_file: Option<PathBuf>,
-    /// Node registry URL (used once the registry exists).
+    /// Node registry URL (`docs/registry.md`): register, heartbeat and take the node list from
+    /// the registry's verified epoch chain instead of `node_list_file`.
     pub registry_url: Option<String>,
+    /// The registry's Ed25519 key (hex). When absent, the key the registry presents at first
+    /// contact is pinned in the data dir (trust on first use).
+    pub registry_pubkey: Option<String>,
+    /// Seconds between heartbeats to the registry (upstream storage servers ping every 30 s).
+    pub registry_heartbeat_secs: u64,
     /// Serve HTTPS with a self-signed certificate made at first start.
     pub tls: bool,
     /// Limits.
@@ -28,6 +34,38 @@ pub struct NodeConfig {
     pub proxy_allowlist: Vec<String>,
     /// Allow proxying onion requests to loopback addresses (development only).
     pub allow_loopback_proxy: bool,
+    /// Swarm data movement and catch-up (`[sync]`).
+    pub sync: SyncSettings,
+}
+
+/// Settings of swarm data movement on node-list changes and of catch-up (`crate::sync`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Seconds between anti-entropy runs (catch-up from every swarm peer, and handing off
+    /// messages of accounts that are not ours). 0 disables the periodic runs; catch-up still
+    /// runs at start and when the node enters a swarm.
+    pub anti_entropy_secs: u64,
+    /// Target size of one transfer request, bytes (capped at the channel's request limit).
+    pub batch_bytes: usize,
+    /// Attempts per transfer request and peer before giving up on that peer for this run.
+    pub retry_attempts: u32,
+    /// Delay before the first retry, ms; it doubles after each failed attempt.
+    pub retry_initial_ms: u64,
+    /// Longest delay between retries, ms.
+    pub retry_max_ms: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            anti_entropy_secs: 300,
+            batch_bytes: 4 * 1024 * 1024,
+            retry_attempts: 5,
+            retry_initial_ms: 1000,
+            retry_max_ms: 30_000,
+        }
+    }
 }
 
 /// Configurable limits.
@@ -55,10 +93,13 @@ impl Default for NodeConfig {
             data_dir: PathBuf::from("session-node-data"),
             node_list_file: None,
             registry_url: None,
+            registry_pubkey: None,
+            registry_heartbeat_secs: 30,
             tls: false,
             limits: Limits::default(),
             proxy_allowlist: Vec::new(),
             allow_loopback_proxy: false,
+            sync: SyncSettings::default(),
         }
     }
 }
@@ -134,6 +175,12 @@ pub struct Cli {
     /// Node registry URL.
     #[arg(long, value_name = "URL")]
     pub registry_url: Option<String>,
+    /// The registry's Ed25519 key, hex (else pinned at first contact).
+    #[arg(long, value_name = "HEX")]
+    pub registry_pubkey: Option<String>,
+    /// Seconds between heartbeats to the registry.
+    #[arg(long, value_name = "SECS")]
+    pub registry_heartbeat_secs: Option<u64>,
     /// Serve HTTPS with a self-signed certificate (`--tls`, `--tls=true` or `--tls=false`).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub tls: Option<bool>,
@@ -159,6 +206,12 @@ pub struct Cli {
     /// The public IPv4 address other nodes and clients reach us at.
     #[arg(long, value_name = "IPV4")]
     pub public_ip: Option<std::net::Ipv4Addr>,
+    /// Seconds between anti-entropy runs (0 disables them).
+    #[arg(long, value_name = "SECS")]
+    pub anti_entropy_secs: Option<u64>,
+    /// Delay before the first retry of a failed transfer, ms (doubles per retry).
+    #[arg(long, value_name = "MS")]
+    pub sync_retry_ms: Option<u64>,
 }
 
 impl Cli {
@@ -186,6 +239,12 @@ impl Cli {
         if let Some(v) = self.registry_url {
             config.registry_url = Some(v);
         }
+        if let Some(v) = self.registry_pubkey {
+            config.registry_pubkey = Some(v);
+        }
+        if let Some(v) = self.registry_heartbeat_secs {
+            config.registry_heartbeat_secs = v;
+        }
         if let Some(v) = self.tls {
             config.tls = v;
         }
@@ -212,6 +271,12 @@ impl Cli {
         if let Some(v) = self.public_ip {
             config.public_ip = Some(v);
         }
+        if let Some(v) = self.anti_entropy_secs {
+            config.sync.anti_entropy_secs = v;
+        }
+        if let Some(v) = self.sync_retry_ms {
+            config.sync.retry_initial_ms = v;
+        }
     }
 }
 
@@ -226,6 +291,10 @@ mod tests {
         assert_eq!(cfg.limits.rate_burst, 9);
         assert_eq!(cfg.limits.rate_per_second, 300);
         assert!(NodeConfig::from_toml("bogus = 1").is_err());
+        let cfg = NodeConfig::from_toml("[sync]\nanti_entropy_secs = 7\n").unwrap();
+        assert_eq!(cfg.sync.anti_entropy_secs, 7);
+        assert_eq!(cfg.sync.retry_attempts, SyncSettings::default().retry_attempts);
+        assert!(NodeConfig::from_toml("[sync]\nbogus = 1\n").is_err());
     }
 
     #[test]
@@ -249,6 +318,8 @@ mod tests {
             "--proxy-allow",
             "a.example",
             "--allow-loopback-proxy",
+            "--anti-entropy-secs",
+            "2",
         ])
         .unwrap();
         let cfg = cli.into_config().unwrap();
@@ -257,6 +328,7 @@ mod tests {
         assert_eq!((cfg.limits.rate_per_second, cfg.limits.rate_burst), (5, 9));
         assert_eq!(cfg.proxy_allowlist, ["a.example", "b.example:8080"]);
         assert!(cfg.allow_loopback_proxy);
+        assert_eq!(cfg.sync.anti_entropy_secs, 2);
         let cli = Cli::try_parse_from(["session-node", "--tls"]).unwrap();
         assert!(cli.into_config().unwrap().tls);
         assert!(matches!(

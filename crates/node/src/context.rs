@@ -27,6 +27,8 @@ pub struct NodeContext {
     pub peers: PeerClient,
     /// Counters.
     pub metrics: Metrics,
+    /// Signalled by `nodelist::install` after each new node list; the sync task waits on it.
+    pub list_changed: tokio::sync::Notify,
 }
 
 impl NodeContext {

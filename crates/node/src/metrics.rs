@@ -1,5 +1,5 @@
 //! Prometheus text metrics: requests by method and status, store and retrieve latency, DB size,
-//! messages stored, onion hops relayed.
+//! messages stored, onion hops relayed, swarm sync and catch-up.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -60,6 +60,37 @@ pub struct Metrics {
     retrieve_latency: Histogram,
     onion_relayed: AtomicU64,
     onion_final: AtomicU64,
+    sync: SyncCounters,
+}
+
+/// Counters of swarm sync and catch-up (`crate::sync`).
+#[derive(Debug, Default)]
+pub struct SyncCounters {
+    /// Messages a peer confirmed receiving from our pushes (counted per peer).
+    pub pushed: AtomicU64,
+    /// Transfer requests that failed after every retry.
+    pub push_failures: AtomicU64,
+    /// Messages deleted here after a member of their new swarm confirmed them.
+    pub handed_off: AtomicU64,
+    /// New messages stored from peers' pushes (`/node/v1/messages`).
+    pub received_pushed: AtomicU64,
+    /// New messages stored by catch-up fetches.
+    pub received_catch_up: AtomicU64,
+    /// Catch-up runs finished with every peer answering.
+    pub catch_up_ok: AtomicU64,
+    /// Catch-up runs in which at least one peer failed.
+    pub catch_up_failed: AtomicU64,
+    /// Sync plans (node-list changes and periodic runs) completed.
+    pub plans_done: AtomicU64,
+    /// Sync plans abandoned for a newer node list.
+    pub plans_superseded: AtomicU64,
+}
+
+impl SyncCounters {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -88,6 +119,11 @@ impl Metrics {
         self.onion_final.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The sync and catch-up counters.
+    pub fn sync(&self) -> &SyncCounters {
+        &self.sync
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self, stats: StoreStats) -> String {
         let mut out = String::new();
@@ -112,6 +148,33 @@ impl Metrics {
             "# TYPE session_node_onion_final_total counter\nsession_node_onion_final_total {}",
             self.onion_final.load(Ordering::Relaxed)
         );
+        let sync = &self.sync;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        for (name, value) in [
+            ("session_node_sync_pushed_messages_total", load(&sync.pushed)),
+            ("session_node_sync_push_failures_total", load(&sync.push_failures)),
+            ("session_node_sync_handed_off_messages_total", load(&sync.handed_off)),
+            ("session_node_sync_plans_done_total", load(&sync.plans_done)),
+            ("session_node_sync_plans_superseded_total", load(&sync.plans_superseded)),
+        ] {
+            let _ = writeln!(out, "# TYPE {name} counter\n{name} {value}");
+        }
+        let _ = writeln!(
+            out,
+            "# TYPE session_node_sync_received_messages_total counter\n\
+             session_node_sync_received_messages_total{{via=\"push\"}} {}\n\
+             session_node_sync_received_messages_total{{via=\"catch_up\"}} {}",
+            load(&sync.received_pushed),
+            load(&sync.received_catch_up)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE session_node_catch_up_runs_total counter\n\
+             session_node_catch_up_runs_total{{result=\"ok\"}} {}\n\
+             session_node_catch_up_runs_total{{result=\"failed\"}} {}",
+            load(&sync.catch_up_ok),
+            load(&sync.catch_up_failed)
+        );
         out
     }
 }
@@ -132,5 +195,9 @@ mod tests {
         assert!(text.contains("session_node_store_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("session_node_messages 5"));
         assert!(text.contains("session_node_onion_relayed_total 1"));
+        SyncCounters::add(&m.sync().received_catch_up, 3);
+        let text = m.render(StoreStats::default());
+        assert!(text.contains("session_node_sync_received_messages_total{via=\"catch_up\"} 3"), "{text}");
+        assert!(text.contains("session_node_catch_up_runs_total{result=\"ok\"} 0"), "{text}");
     }
 }

@@ -103,8 +103,9 @@ impl RunningNode {
 }
 
 /// Starts a node: loads or makes the key (and TLS certificate), opens the store, loads the node
-/// list and starts watching it (every second), starts expiry cleanup (at once, then every 10 s),
-/// binds and serves.
+/// list and starts watching it (every second), starts expiry cleanup (at once, then every 10 s)
+/// and the sync task (`crate::sync`: catch-up once the list is known, data movement on list
+/// changes), binds and serves.
 pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     tls::install_crypto_provider();
     let data_dir = config.data_dir.clone();
@@ -135,12 +136,16 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         store,
         peers,
         metrics: Metrics::default(),
+        list_changed: Default::default(),
     });
     nodelist::install(&ctx, initial);
 
-    let mut background = vec![crate::store::spawn_expiry_task(ctx.store.clone())];
+    let mut background =
+        vec![crate::store::spawn_expiry_task(ctx.store.clone()), crate::sync::spawn(ctx.clone())];
     if let Some(watcher) = watcher {
         background.push(nodelist::spawn_file_watcher(ctx.clone(), watcher, nodelist::FILE_POLL_INTERVAL));
+    } else if let Some(url) = ctx.config.registry_url.clone() {
+        background.push(crate::registry::spawn(ctx.clone(), url, addr.port()));
     }
     let (shutdown, shutdown_rx) = watch::channel(false);
     let server = tokio::spawn(server::serve(listener, tls_config, server::router(ctx.clone()), shutdown_rx));

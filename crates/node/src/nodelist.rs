@@ -97,6 +97,11 @@ impl NodeList {
         self.by_ed25519.get(pubkey_hex).map(|&i| &self.nodes[i])
     }
 
+    /// The swarm ids with at least one member, ascending.
+    pub fn swarm_ids(&self) -> &[SwarmId] {
+        &self.swarm_ids
+    }
+
     /// The swarm that serves an account (network §6.2), if any swarm exists.
     pub fn swarm_of(&self, account: &AccountKey) -> Option<SwarmId> {
         swarm_for_pubkey(account.as_bytes(), &self.swarm_ids)
@@ -223,7 +228,9 @@ pub fn spawn_file_watcher(
     })
 }
 
-/// Replaces the context's node list, logging the change.
+/// Replaces the context's node list, logging the change, and wakes the sync task
+/// (`crate::sync`), which moves data between swarms as the new list requires. Every source of
+/// node lists (the file watcher, later the registry) installs them through here.
 pub fn install(ctx: &NodeContext, list: NodeList) {
     let own = list.by_ed25519(ctx.identity.ed25519_hex()).and_then(NodeRecord::swarm);
     tracing::info!(
@@ -233,6 +240,7 @@ pub fn install(ctx: &NodeContext, list: NodeList) {
         "node list updated"
     );
     ctx.nodes.store(Arc::new(list));
+    ctx.list_changed.notify_one();
 }
 
 #[cfg(test)]

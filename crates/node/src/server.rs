@@ -15,7 +15,6 @@
 //! Every response carries a `Server` header. A panicking handler yields 500 for that request
 //! only.
 
-mod interim;
 pub mod ratelimit;
 pub mod tls;
 
@@ -110,7 +109,7 @@ pub fn router(ctx: Arc<NodeContext>) -> Router {
         .route("/ping_test/v1", post(ping_test))
         .route("/metrics", get(metrics))
         .route("/get_stats/v1", get(get_stats))
-        .merge(interim::peer_routes())
+        .merge(crate::peer::router())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(axum::Extension(http))
@@ -238,7 +237,9 @@ async fn onion_req(
         Ok(body) => body,
         Err((status, message)) => return rejected(&ctx, LABEL, status, message),
     };
-    interim::onion_req(&ctx, body).await
+    let reply = crate::onion::handle(&ctx, &body).await;
+    ctx.metrics.record_request(LABEL, reply.status);
+    reply.into_response()
 }
 
 async fn ping_test(axum::Extension(http): axum::Extension<Arc<HttpState>>) -> Response {
@@ -294,6 +295,10 @@ pub(crate) fn json(status: StatusCode, body: impl Into<Body>) -> Response {
         .into_response()
 }
 
+/// A refusal sent before (or instead of) reading the whole request body. It carries
+/// `Connection: close`: the unread rest of the body would otherwise be taken for the next request
+/// on a kept-alive connection, and hyper closes such a connection after the reply anyway, which a
+/// pooling client must know so as not to reuse it.
 fn rejected(
     ctx: &NodeContext,
     label: &'static str,
@@ -301,7 +306,9 @@ fn rejected(
     message: impl Into<String>,
 ) -> Response {
     ctx.metrics.record_request(label, status.as_u16());
-    text(status, message)
+    let mut response = text(status, message);
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Why this node cannot serve requests yet, if it cannot (network §2.1: not in a swarm).

@@ -73,6 +73,7 @@ async fn start_nodes(n: usize, config: impl Fn(usize) -> NodeConfig, extra: &[No
             nodes: ArcSwap::from_pointee(NodeList::new(records.clone())),
             store,
             metrics: Metrics::default(),
+            list_changed: Default::default(),
         });
         let tls = ctx.config.tls.then(|| tls::server_config(dir.path()).unwrap());
         // The shutdown sender lives as long as the test's runtime.
@@ -657,5 +658,88 @@ async fn full_server_onion_three_hops_and_forwarded_store() {
     assert!(metrics.contains("session_node_onion_relayed_total 2"), "{metrics}");
     for node in running {
         node.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn catch_up_endpoints_compare_list_and_fetch() {
+    use session_node::peer::wire::{AccountsRequest, DigestRequest, FetchAccount, FetchRequest, WireBucket};
+    let nodes = start_nodes(2, |_| NodeConfig::default(), &[]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let swarm = format!("{SWARM:x}");
+    let alice = account(3);
+    let msgs: Vec<_> = (0..3).map(|i| message(&alice, [0, 2, -11][i], format!("m{i}").as_bytes())).collect();
+    for m in &msgs {
+        b.ctx.store.store(alice, m.clone()).await.unwrap();
+    }
+    a.ctx.store.store(alice, msgs[0].clone()).await.unwrap();
+
+    // Same content: nothing differs. Claiming an empty store: alice's bucket differs.
+    let digest_of_a = session_node::sync::digest::bucket_digests(&[session_node::sync::digest::digest_of(
+        alice,
+        &msgs.iter().map(|m| m.hash).collect::<Vec<_>>(),
+    )]);
+    let same = DigestRequest {
+        swarm: swarm.clone(),
+        buckets: digest_of_a
+            .iter()
+            .map(|d| WireBucket { bucket: d.bucket, count: d.count, digest: hex::encode(d.digest) })
+            .collect(),
+    };
+    assert!(a.ctx.peers.digest(&b.record, &same).await.unwrap().differ.is_empty());
+    let empty = DigestRequest { swarm: swarm.clone(), buckets: Vec::new() };
+    let differ = a.ctx.peers.digest(&b.record, &empty).await.unwrap().differ;
+    assert_eq!(differ, vec![3u8], "alice's key starts with 03");
+
+    let listed = a
+        .ctx
+        .peers
+        .account_digests(&b.record, &AccountsRequest { swarm: swarm.clone(), buckets: differ })
+        .await;
+    let listed = listed.unwrap().accounts;
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].account.as_str(), listed[0].count), (alice.to_hex().as_str(), 3));
+
+    let fetch = FetchRequest {
+        swarm: swarm.clone(),
+        accounts: vec![FetchAccount {
+            account: alice.to_hex(),
+            have: vec![msgs[0].hash.as_str().to_owned()],
+        }],
+    };
+    let reply = a.ctx.peers.fetch(&b.record, &fetch).await.unwrap();
+    assert!(!reply.more);
+    let got: Vec<_> = reply.messages.iter().map(|w| w.decode().unwrap().1).collect();
+    assert_eq!(got, msgs[1..].to_vec(), "namespaces, timestamps and expiries as stored");
+
+    // Malformed and wrong-swarm requests: documented 4xx.
+    for (path, body, status) in [
+        (peer::DIGEST_PATH, b"{".to_vec(), 400),
+        (peer::ACCOUNTS_PATH, b"[]".to_vec(), 400),
+        (peer::FETCH_PATH, br#"{"swarm":"zz","accounts":[]}"#.to_vec(), 400),
+        (
+            peer::FETCH_PATH,
+            format!(r#"{{"swarm":"{swarm}","accounts":[{{"account":"05","have":[]}}]}}"#).into_bytes(),
+            400,
+        ),
+        (
+            peer::FETCH_PATH,
+            format!(
+                r#"{{"swarm":"{swarm}","accounts":[{{"account":"{}","have":["short"]}}]}}"#,
+                alice.to_hex()
+            )
+            .into_bytes(),
+            400,
+        ),
+        (peer::DIGEST_PATH, br#"{"swarm":"1","buckets":[]}"#.to_vec(), 409),
+        (
+            peer::DIGEST_PATH,
+            format!(r#"{{"swarm":"{swarm}","buckets":[{{"bucket":300}}]}}"#).into_bytes(),
+            400,
+        ),
+    ] {
+        let key = a.ctx.identity.key();
+        let (got, text) = raw_signed_post(b, path, key, a.ctx.identity.ed25519_hex(), now_ms(), &body).await;
+        assert_eq!(got, status, "{path} {}: {text}", String::from_utf8_lossy(&body));
     }
 }

@@ -228,6 +228,8 @@ async fn rejections_before_processing() {
         .unwrap();
     assert_eq!(response.status(), 410);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    // The body was not read, so the connection cannot be reused: the reply says so.
+    assert_eq!(response.headers()["connection"], "close");
 
     // Over 10 MiB: refused on the declared length without the body being sent.
     let header =
@@ -263,6 +265,18 @@ async fn rate_limit_applies_to_rpc_only() {
     assert!(statuses[..5].iter().all(|&s| s == 200), "{statuses:?}");
     assert!(limited >= 10, "{statuses:?}");
     assert!(statuses.iter().all(|&s| s == 200 || s == 429), "{statuses:?}");
+    // A refused request whose body the node did not read leaves the pooled client usable: the
+    // next request does not land on a half-read connection.
+    for _ in 0..3 {
+        let response =
+            client.post(format!("{}{RPC}", node.url)).body(vec![b' '; 1 << 20]).send().await.unwrap();
+        if response.status() == 429 {
+            assert_eq!(response.headers()["connection"], "close");
+        }
+        let _ = response.bytes().await;
+        let after = client.post(format!("{}/ping_test/v1", node.url)).send().await.unwrap();
+        assert_eq!(after.status(), 200);
+    }
     // The onion entry point is not rate-limited.
     let (status, _) = post(&client, &node.url, ONION, "not an onion request").await;
     assert_ne!(status, 429);

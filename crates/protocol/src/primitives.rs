@@ -7,6 +7,8 @@
 
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{Tag, XChaCha20Poly1305};
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::montgomery::MontgomeryPoint;
 use poly1305::Poly1305;
 use poly1305::universal_hash::KeyInit;
 use salsa20::XSalsa20;
@@ -66,8 +68,19 @@ pub fn sha512(parts: &[&[u8]]) -> [u8; 64] {
 pub struct WeakPublicKey;
 
 /// `crypto_scalarmult(secret, public)`: X25519 with clamping; rejects an all-zero result.
+///
+/// A point on the curve is multiplied in its Edwards form: curve25519-dalek's constant-time
+/// Edwards scalar multiplication (AVX2 where available) plus the two conversions costs about 0.7
+/// of its Montgomery ladder. The Montgomery u-coordinate of `[k]P` is that of `[k](−P)`, so
+/// the sign chosen for the Edwards point does not matter and the result is the ladder's, byte
+/// for byte. Twist points and u = −1 have no Edwards form and take the ladder. The branch
+/// depends only on the public point.
 pub fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, WeakPublicKey> {
-    let shared = Zeroizing::new(x25519_dalek::x25519(*secret, *public));
+    let point = MontgomeryPoint(*public);
+    let shared = Zeroizing::new(match point.to_edwards(0) {
+        Some(edwards) => Zeroizing::new(edwards.mul_clamped(*secret)).to_montgomery().to_bytes(),
+        None => point.mul_clamped(*secret).to_bytes(),
+    });
     if bool::from(shared.ct_eq(&[0u8; 32])) {
         return Err(WeakPublicKey);
     }
@@ -78,26 +91,69 @@ pub fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]
 /// through the Edwards fixed-base table, several times faster than a Montgomery ladder on the
 /// base point (same result).
 pub fn x25519_base(secret: &[u8; 32]) -> [u8; 32] {
-    curve25519_dalek::MontgomeryPoint::mul_base_clamped(*secret).to_bytes()
+    MontgomeryPoint::mul_base_clamped(*secret).to_bytes()
+}
+
+/// An ephemeral key agreement in one go: `(X25519(secret, 9), X25519(secret, peer))`, as a
+/// sealed box or an onion layer needs. With `peer` on the curve both products are taken in
+/// Edwards form and share one inversion on the way back to Montgomery form (one fewer than
+/// [`x25519_base`] + [`x25519`]); otherwise it is exactly those two. Byte-identical either way.
+pub fn x25519_base_and_shared(
+    secret: &[u8; 32],
+    peer: &[u8; 32],
+) -> Result<([u8; 32], Zeroizing<[u8; 32]>), WeakPublicKey> {
+    let Some(peer_point) = MontgomeryPoint(*peer).to_edwards(0) else {
+        return Ok((x25519_base(secret), x25519(secret, peer)?));
+    };
+    let points = Zeroizing::new([EdwardsPoint::mul_base_clamped(*secret), peer_point.mul_clamped(*secret)]);
+    let montgomery = Zeroizing::new(EdwardsPoint::to_montgomery_batch(&points[..]));
+    let [public, shared] = montgomery.as_slice() else { unreachable!("two points in, two points out") };
+    if bool::from(shared.as_bytes().ct_eq(&[0u8; 32])) {
+        return Err(WeakPublicKey);
+    }
+    Ok((public.to_bytes(), Zeroizing::new(shared.to_bytes())))
 }
 
 /// `crypto_box_seed_keypair(seed)`: secret = SHA-512(seed)[0..32], public = X25519-base(secret).
 pub fn box_seed_keypair(seed: &[u8; 32]) -> (Zeroizing<[u8; 32]>, [u8; 32]) {
+    let secret = box_seed_secret(seed);
+    let public = x25519_base(&secret);
+    (secret, public)
+}
+
+/// The secret half of [`box_seed_keypair`]: SHA-512(seed)[0..32], for callers that derive the
+/// public key together with a shared secret ([`seal_key_agreement`]).
+pub fn box_seed_secret(seed: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     let mut h = sha512(&[seed]);
     let mut secret = Zeroizing::new([0u8; 32]);
     secret.copy_from_slice(&h[..32]);
     h.zeroize();
-    let public = x25519_base(&secret);
-    (secret, public)
+    secret
 }
 
 /// `crypto_box_beforenm`: HSalsa20(X25519(secret, public), zero nonce).
 pub fn box_beforenm(public: &[u8; 32], secret: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, WeakPublicKey> {
     let shared = x25519(secret, public)?;
+    Ok(box_key(&shared))
+}
+
+/// The key agreement of `crypto_box_seal` with ephemeral secret `e`: the ephemeral public key
+/// `E = X25519(e, 9)` and the box key `crypto_box_beforenm(Y, e)`, with `E` and the shared
+/// secret sharing one inversion ([`x25519_base_and_shared`]).
+pub fn seal_key_agreement(
+    recipient_public: &[u8; 32],
+    ephemeral_secret: &[u8; 32],
+) -> Result<([u8; 32], Zeroizing<[u8; 32]>), WeakPublicKey> {
+    let (ephemeral_public, shared) = x25519_base_and_shared(ephemeral_secret, recipient_public)?;
+    Ok((ephemeral_public, box_key(&shared)))
+}
+
+/// The box key of a shared secret: HSalsa20(shared, zero nonce).
+fn box_key(shared: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     let key = salsa20::hsalsa::<salsa20::cipher::consts::U10>(&(*shared).into(), &[0u8; 16].into());
     let mut out = Zeroizing::new([0u8; 32]);
     out.copy_from_slice(&key);
-    Ok(out)
+    out
 }
 
 /// `crypto_secretbox_easy`: XSalsa20-Poly1305, output `tag16 || ciphertext`.
@@ -179,12 +235,13 @@ pub fn seal_with_ephemeral(
     recipient_public: &[u8; 32],
     ephemeral_secret: &[u8; 32],
 ) -> Result<Vec<u8>, WeakPublicKey> {
-    let ephemeral_public = x25519_base(ephemeral_secret);
+    let (ephemeral_public, key) = seal_key_agreement(recipient_public, ephemeral_secret)?;
     let nonce = seal_nonce(&ephemeral_public, recipient_public);
-    let boxed = box_seal(message, &nonce, recipient_public, ephemeral_secret)?;
-    let mut out = Vec::with_capacity(32 + boxed.len());
+    let mut out = Vec::with_capacity(SEAL_OVERHEAD + message.len());
     out.extend_from_slice(&ephemeral_public);
-    out.extend_from_slice(&boxed);
+    out.extend_from_slice(&[0u8; MAC_LEN]);
+    out.extend_from_slice(message);
+    secretbox_seal_in_place(&key, &nonce, &mut out[32..]);
     Ok(out)
 }
 
@@ -370,7 +427,8 @@ mod tests {
 
     #[test]
     fn x25519_base_matches_ladder() {
-        for secret in [[0u8; 32], [1u8; 32], [0xff; 32], [0x5a; 32]] {
+        let hashed = (0u8..8).map(|i| blake2b_32(&[], &[&[i]]));
+        for secret in [[0u8; 32], [1u8; 32], [0xff; 32], [0x5a; 32]].into_iter().chain(hashed) {
             assert_eq!(
                 x25519_base(&secret),
                 x25519_dalek::x25519(secret, x25519_dalek::X25519_BASEPOINT_BYTES)
@@ -381,6 +439,77 @@ mod tests {
     #[test]
     fn x25519_rejects_zero_point() {
         assert_eq!(x25519(&[1u8; 32], &[0u8; 32]), Err(WeakPublicKey));
+    }
+
+    /// The Edwards route gives the ladder's bytes: on-curve points, twist points (no Edwards
+    /// form), u = −1, non-canonical u ≥ p, and the top bit set.
+    #[test]
+    fn x25519_matches_ladder() {
+        let mut cases: Vec<[u8; 32]> = (0u8..64).map(|i| blake2b_32(&[], &[&[i]])).collect();
+        cases.extend((0u8..16).map(|i| x25519_base(&[i; 32])));
+        let mut minus_one = [0xffu8; 32];
+        minus_one[0] = 0xec;
+        minus_one[31] = 0x7f;
+        let mut p_plus_9 = [0xffu8; 32];
+        p_plus_9[0] = 0xf6;
+        p_plus_9[31] = 0x7f;
+        cases.extend([minus_one, p_plus_9, [0xffu8; 32], [0u8; 32]]);
+        cases.push({
+            let mut one = [0u8; 32];
+            one[0] = 1;
+            one
+        });
+        let (mut on_curve, mut off_curve) = (0, 0);
+        for (i, public) in cases.iter().enumerate() {
+            let secret = blake2b_32(b"secret", &[&[i as u8]]);
+            let ladder = x25519_dalek::x25519(secret, *public);
+            match x25519(&secret, public) {
+                Ok(shared) => assert_eq!(*shared, ladder, "case {i}"),
+                Err(WeakPublicKey) => assert_eq!(ladder, [0u8; 32], "case {i}"),
+            }
+            match MontgomeryPoint(*public).to_edwards(0) {
+                Some(_) => on_curve += 1,
+                None => off_curve += 1,
+            }
+        }
+        assert!(on_curve > 20 && off_curve > 20, "both routes exercised: {on_curve} / {off_curve}");
+    }
+
+    #[test]
+    fn base_and_shared_matches_separate_calls() {
+        let twist =
+            (0u8..).map(|i| blake2b_32(&[], &[&[i]])).find(|u| MontgomeryPoint(*u).to_edwards(0).is_none());
+        for peer in [x25519_base(&[3u8; 32]), twist.unwrap(), [0u8; 32]] {
+            let secret = [0x5au8; 32];
+            match x25519_base_and_shared(&secret, &peer) {
+                Ok((public, shared)) => {
+                    assert_eq!(public, x25519_base(&secret));
+                    assert_eq!(shared, x25519(&secret, &peer).unwrap());
+                }
+                Err(WeakPublicKey) => assert_eq!(x25519(&secret, &peer), Err(WeakPublicKey)),
+            }
+        }
+    }
+
+    /// The batched sealed-box key agreement and the sealed box built on it equal the separate
+    /// `crypto_scalarmult_base` + `crypto_box_easy` construction, for a recipient on the curve
+    /// (Edwards route), one on the twist (ladder route) and a small-order one (refused).
+    #[test]
+    fn seal_key_agreement_matches_box() {
+        let twist =
+            (0u8..).map(|i| blake2b_32(&[], &[&[i]])).find(|u| MontgomeryPoint(*u).to_edwards(0).is_none());
+        let ephemeral = [0x33u8; 32];
+        for recipient in [x25519_base(&[3u8; 32]), twist.unwrap()] {
+            let (public, key) = seal_key_agreement(&recipient, &ephemeral).unwrap();
+            assert_eq!(public, x25519_base(&ephemeral));
+            assert_eq!(key, box_beforenm(&recipient, &ephemeral).unwrap());
+            let mut expected = public.to_vec();
+            let nonce = seal_nonce(&public, &recipient);
+            expected.extend(box_seal(b"body", &nonce, &recipient, &ephemeral).unwrap());
+            assert_eq!(seal_with_ephemeral(b"body", &recipient, &ephemeral).unwrap(), expected);
+        }
+        assert_eq!(seal_key_agreement(&[0u8; 32], &ephemeral), Err(WeakPublicKey));
+        assert_eq!(seal_with_ephemeral(b"body", &[0u8; 32], &ephemeral), Err(WeakPublicKey));
     }
 
     #[test]

@@ -9,17 +9,19 @@
 //! ```
 //!
 //! Encryption writes the output buffer once and encrypts it in place; decryption authenticates
-//! before copying and reuses the plaintext buffer for the signature check. The recipient's X25519
-//! key pair comes from the [`IdentityKey`] cache, never recomputed.
+//! before copying and checks the signature on the plaintext buffer where it lies. The recipient's
+//! X25519 key pair comes from the [`IdentityKey`] cache, never recomputed.
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use sha2::{Digest, Sha512};
 use zeroize::Zeroizing;
 
 use crate::id::{IdPrefix, SessionId};
 use crate::keys::{IdentityKey, is_torsion_free};
 use crate::primitives::{
-    MAC_LEN, SEAL_OVERHEAD, blake2b_32, box_beforenm, box_seed_keypair, seal_nonce, secretbox_open,
-    secretbox_seal_in_place, x25519_base,
+    MAC_LEN, SEAL_OVERHEAD, blake2b_32, box_beforenm, box_seed_secret, seal_key_agreement, seal_nonce,
+    secretbox_open, secretbox_seal_in_place,
 };
 
 /// Length of the sender's Ed25519 public key inside the inner plaintext.
@@ -101,7 +103,7 @@ pub fn encrypt_for_recipient<R: rand_core::CryptoRng + ?Sized>(
     let recipient = recipient_x25519(recipient)?;
     let mut ephemeral_secret = Zeroizing::new([0u8; 32]);
     rng.fill_bytes(&mut ephemeral_secret[..]);
-    seal_signed(sender, &recipient, message, &ephemeral_secret, &x25519_base(&ephemeral_secret))
+    seal_signed(sender, &recipient, message, &ephemeral_secret)
 }
 
 /// `encrypt_for_recipient_deterministic` (crypto §3.3): as [`encrypt_for_recipient`], but the
@@ -115,8 +117,7 @@ pub fn encrypt_for_recipient_deterministic(
 ) -> Result<Vec<u8>, EncryptError> {
     let recipient = recipient_x25519(recipient)?;
     let seed = deterministic_ephemeral_seed(sender, &recipient, message);
-    let (ephemeral_secret, ephemeral_public) = box_seed_keypair(&seed);
-    seal_signed(sender, &recipient, message, &ephemeral_secret, &ephemeral_public)
+    seal_signed(sender, &recipient, message, &box_seed_secret(&seed))
 }
 
 /// The deterministic ephemeral seed of crypto §3.3:
@@ -168,26 +169,19 @@ pub fn decrypt_incoming_with_x25519(
     let key = box_beforenm(ephemeral, x25519_secret).map_err(|_| DecryptError::DecryptionFailed)?;
     let mut inner = secretbox_open(&key, &nonce, boxed).map_err(|_| DecryptError::DecryptionFailed)?;
 
-    // inner = M || A || SIG. Verify SIG over M || A || Y by writing Y over the first half of SIG.
+    // inner = M || A || SIG. SIG signs M || A || Y.
     let message_len = inner.len() - SENDER_KEY_LEN - SIGNATURE_LEN;
     let signature_start = message_len + SENDER_KEY_LEN;
-    let signature =
-        Signature::from_slice(&inner[signature_start..]).map_err(|_| DecryptError::SignatureInvalid)?;
+    let (signed, signature) = inner.split_at(signature_start);
     let sender_ed25519: [u8; 32] =
-        inner[message_len..signature_start].try_into().map_err(|_| DecryptError::SignatureInvalid)?;
-    inner.truncate(signature_start);
-    inner.extend_from_slice(x25519_public);
-
-    if !is_canonical_ed25519(&sender_ed25519) {
-        return Err(DecryptError::SignatureInvalid);
-    }
-    let verifying = VerifyingKey::from_bytes(&sender_ed25519).map_err(|_| DecryptError::SignatureInvalid)?;
-    verifying.verify_strict(&inner, &signature).map_err(|_| DecryptError::SignatureInvalid)?;
+        signed[message_len..].try_into().map_err(|_| DecryptError::SignatureInvalid)?;
+    let signature: &[u8; SIGNATURE_LEN] = signature.try_into().map_err(|_| DecryptError::SignatureInvalid)?;
+    let point = verify_signature(&sender_ed25519, &[signed, x25519_public], signature)
+        .ok_or(DecryptError::SignatureInvalid)?;
     inner.truncate(message_len);
 
-    // crypto_sign_ed25519_pk_to_curve25519: small-order keys were refused by verify_strict; the
-    // key must also lie in the prime-order subgroup.
-    let point = verifying.to_edwards();
+    // crypto_sign_ed25519_pk_to_curve25519: small-order keys were refused above; the key must
+    // also lie in the prime-order subgroup.
     if !is_torsion_free(&point) {
         return Err(DecryptError::InvalidSenderKey);
     }
@@ -197,22 +191,22 @@ pub fn decrypt_incoming_with_x25519(
 
 // ---- helpers ----
 
-/// Builds `E || tag || XSalsa20(message || A || SIG)` in one buffer (`E` = `ephemeral_public`,
-/// the X25519 public key of `ephemeral_secret`): the signed bytes
-/// `message || A || Y` are laid out in place, then Y is replaced by the signature and the inner
-/// plaintext is encrypted where it lies.
+/// Builds `E || tag || XSalsa20(message || A || SIG)` in one buffer (`E` = the X25519 public
+/// key of `ephemeral_secret`, derived with the box key by [`seal_key_agreement`]): the signed
+/// bytes `message || A || Y` are laid out in place, then Y is replaced by the signature and the
+/// inner plaintext is encrypted where it lies.
 fn seal_signed(
     sender: &IdentityKey,
     recipient: &[u8; 32],
     message: &[u8],
     ephemeral_secret: &[u8; 32],
-    ephemeral_public: &[u8; 32],
 ) -> Result<Vec<u8>, EncryptError> {
-    let key = box_beforenm(recipient, ephemeral_secret).map_err(|_| EncryptError::WeakRecipientKey)?;
-    let nonce = seal_nonce(ephemeral_public, recipient);
+    let (ephemeral_public, key) =
+        seal_key_agreement(recipient, ephemeral_secret).map_err(|_| EncryptError::WeakRecipientKey)?;
+    let nonce = seal_nonce(&ephemeral_public, recipient);
 
     let mut out = Vec::with_capacity(message.len() + V1_OVERHEAD);
-    out.extend_from_slice(ephemeral_public);
+    out.extend_from_slice(&ephemeral_public);
     out.extend_from_slice(&[0u8; MAC_LEN]);
     out.extend_from_slice(message);
     out.extend_from_slice(&sender.ed25519_public());
@@ -223,6 +217,36 @@ fn seal_signed(
 
     secretbox_seal_in_place(&key, &nonce, &mut out[32..]);
     Ok(out)
+}
+
+/// `crypto_sign_verify_detached` with libsodium's checks (the same as ed25519-dalek's
+/// `verify_strict`): `s < L`; `A` canonical, decodable and not of small order;
+/// `[s]B − [k]A` with `k = SHA-512(R || A || message)` encodes to exactly `R`, and is not of
+/// small order. `R` is compared as bytes, as libsodium does, so it is never decompressed.
+/// Returns the decoded `A`, which the caller converts. Public data only: variable time.
+fn verify_signature(
+    public: &[u8; 32],
+    message: &[&[u8]],
+    signature: &[u8; SIGNATURE_LEN],
+) -> Option<EdwardsPoint> {
+    let (r, s) = signature.split_at(32);
+    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s.try_into().ok()?))?;
+    if !is_canonical_ed25519(public) {
+        return None;
+    }
+    let point = CompressedEdwardsY(*public).decompress()?;
+    if point.is_small_order() {
+        return None;
+    }
+    let mut hash = Sha512::new();
+    hash.update(r);
+    hash.update(public);
+    for part in message {
+        hash.update(part);
+    }
+    let k = Scalar::from_bytes_mod_order_wide(&hash.finalize().into());
+    let expected_r = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &-point, &s);
+    (!expected_r.is_small_order() && expected_r.compress().as_bytes() == r).then_some(point)
 }
 
 /// libsodium's `ge25519_is_canonical`: the encoded y coordinate is below p = 2^255 − 19.
@@ -238,8 +262,7 @@ mod tests {
     use crate::primitives::sha512;
     use crate::primitives::testing::CountingRng;
     use curve25519_dalek::constants::EIGHT_TORSION;
-    use curve25519_dalek::edwards::EdwardsPoint;
-    use curve25519_dalek::scalar::Scalar;
+    use curve25519_dalek::montgomery::MontgomeryPoint;
     use curve25519_dalek::traits::IsIdentity;
 
     fn alice() -> IdentityKey {
@@ -345,6 +368,84 @@ mod tests {
         assert!(CompressedEdwardsY(sender).decompress().is_some());
         let ct = seal_with_ephemeral(&inner, b.x25519_public(), &[5u8; 32]).unwrap();
         assert_eq!(decrypt_incoming(&b, &ct), Err(DecryptError::InvalidSenderKey));
+    }
+
+    /// The in-place construction is the sealed box of `M || A || SIG`, for a recipient on the
+    /// curve (Edwards route) and one on the twist (ladder route). (The batched key agreement
+    /// itself is pinned against the separate calls in `primitives`.)
+    #[test]
+    fn seal_matches_sealed_box() {
+        use crate::primitives::seal_with_ephemeral;
+        let a = alice();
+        let twist = (0u8..)
+            .map(|i| blake2b_32(&[], &[&[i]]))
+            .find(|u| MontgomeryPoint(*u).to_edwards(0).is_none())
+            .unwrap();
+        for recipient in [*bob().x25519_public(), twist] {
+            let ephemeral = [0x33u8; 32];
+            let ct = seal_signed(&a, &recipient, b"body", &ephemeral).unwrap();
+            let mut inner = b"body".to_vec();
+            inner.extend_from_slice(&a.ed25519_public());
+            inner.extend_from_slice(&recipient);
+            let signature = a.sign(&inner);
+            inner.truncate(4 + 32);
+            inner.extend_from_slice(&signature);
+            assert_eq!(ct, seal_with_ephemeral(&inner, &recipient, &ephemeral).unwrap());
+        }
+    }
+
+    /// `verify_signature` accepts exactly what ed25519-dalek's `verify_strict` accepts: valid
+    /// signatures, every single-bit corruption of R, s and A, s + L (non-canonical), small-order
+    /// R and A with s = 0.
+    #[test]
+    fn verification_agrees_with_verify_strict() {
+        use ed25519_dalek::{Signature, VerifyingKey};
+        let strict = |a: &[u8; 32], m: &[u8], sig: &[u8; 64]| {
+            VerifyingKey::from_bytes(a)
+                .is_ok_and(|key| key.verify_strict(m, &Signature::from_bytes(sig)).is_ok())
+        };
+        let key = alice();
+        let message = b"message || A || Y";
+        let signature = key.sign(message);
+        let mut cases = vec![(key.ed25519_public(), signature)];
+        for bit in 0..256 {
+            let mut a = key.ed25519_public();
+            a[bit / 8] ^= 1 << (bit % 8);
+            cases.push((a, signature));
+        }
+        for bit in 0..512 {
+            let mut sig = signature;
+            sig[bit / 8] ^= 1 << (bit % 8);
+            cases.push((key.ed25519_public(), sig));
+        }
+        let mut s_plus_l = signature;
+        let s = Scalar::from_canonical_bytes(signature[32..].try_into().unwrap()).unwrap();
+        let l_bytes: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut carry = 0u16;
+        for (i, (x, y)) in s.as_bytes().iter().zip(l_bytes).enumerate() {
+            let sum = u16::from(*x) + u16::from(y) + carry;
+            s_plus_l[32 + i] = sum as u8;
+            carry = sum >> 8;
+        }
+        cases.push((key.ed25519_public(), s_plus_l));
+        for t in EIGHT_TORSION {
+            let small = t.compress().to_bytes();
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(&small);
+            cases.push((key.ed25519_public(), sig));
+            cases.push((small, sig));
+            cases.push((small, signature));
+        }
+        let mut accepted = 0;
+        for (i, (a, sig)) in cases.iter().enumerate() {
+            let ours = verify_signature(a, &[&message[..5], &message[5..]], sig).is_some();
+            assert_eq!(ours, strict(a, message, sig), "case {i}");
+            accepted += usize::from(ours);
+        }
+        assert_eq!(accepted, 1);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `POST /register` | 200 `{"status", "height"}`; 400 malformed / bad signature; 403 not allowed; 406 stale |
 //! | `POST /heartbeat` | 200 `{"status", "height"}`; 400 malformed / bad signature; 406 stale |
-//! | `POST /json_rpc` | JSON-RPC 2.0 (`get_service_nodes`, `get_n_service_nodes`, `get_epochs`, `get_registry_info`); 400 when the body is not JSON |
+//! | `POST /json_rpc` | JSON-RPC 2.0 (`get_service_nodes` and its aliases `get_n_service_nodes`, `get_all_service_nodes`; `get_epochs`; `get_registry_info`); 400 when the body is not JSON |
 //! | `GET /metrics` | Prometheus text: height and node counts |
 //!
 //! One task (the writer) appends epochs: every `tick` it compares the liveness table with the
@@ -157,7 +157,7 @@ pub async fn start(config: RegistryConfig) -> Result<RunningRegistry, RegistryEr
     let _ = rustls::crypto::ring::default_provider().install_default();
     let allowlist: HashSet<[u8; 32]> = config.allowlist_keys()?.into_iter().collect();
     let data_dir = config.data_dir.clone();
-    let (key, db, epochs, rows) = tokio::task::spawn_blocking(move || open_data_dir(&data_dir))
+    let Stored { key, db, epochs, rows } = tokio::task::spawn_blocking(move || open_data_dir(&data_dir))
         .await
         .map_err(|e| RegistryError::Io { path: "data dir".into(), source: std::io::Error::other(e) })??;
     let state = State::replay(key.ed25519_public(), &epochs)?;
@@ -264,9 +264,17 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, RegistryEr
     }
 }
 
+/// What the data directory holds at start.
+struct Stored {
+    key: IdentityKey,
+    db: Arc<Db>,
+    epochs: Vec<Epoch>,
+    rows: Vec<LivenessRow>,
+}
+
 /// Loads or makes the key, opens the database, reads the epochs (storing a new genesis when there
 /// are none) and the liveness rows.
-fn open_data_dir(dir: &Path) -> Result<(IdentityKey, Arc<Db>, Vec<Epoch>, Vec<LivenessRow>), RegistryError> {
+fn open_data_dir(dir: &Path) -> Result<Stored, RegistryError> {
     std::fs::create_dir_all(dir)
         .map_err(|source| RegistryError::Io { path: dir.display().to_string(), source })?;
     let key = load_or_create_key(&dir.join(KEY_FILE))?;
@@ -278,7 +286,7 @@ fn open_data_dir(dir: &Path) -> Result<(IdentityKey, Arc<Db>, Vec<Epoch>, Vec<Li
         epochs.push(genesis);
     }
     let rows = db.liveness()?;
-    Ok((key, Arc::new(db), epochs, rows))
+    Ok(Stored { key, db: Arc::new(db), epochs, rows })
 }
 
 /// `registry.key`: the raw 32-byte Ed25519 seed, mode 0600, made at first start.
@@ -686,9 +694,14 @@ fn status_reply(status: NodeStatus, height: u64) -> Response {
 }
 
 async fn register(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
-    match register_inner(&shared, &body) {
-        Ok(response) => response,
-        Err(rejection) => rejection.into_response(),
+    // Blocking: an acknowledged registration is synced to disk first.
+    match tokio::task::spawn_blocking(move || register_inner(&shared, &body)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(rejection)) => rejection.into_response(),
+        Err(e) => {
+            tracing::error!("registration task: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, "registration failed").into_response()
+        }
     }
 }
 
@@ -843,7 +856,9 @@ async fn json_rpc(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Res
         Some(method) => {
             let params = request.get("params");
             match method {
-                "get_service_nodes" | "get_n_service_nodes" => get_service_nodes(&shared, params).await,
+                "get_service_nodes" | "get_n_service_nodes" | "get_all_service_nodes" => {
+                    get_service_nodes(&shared, params).await
+                }
                 "get_epochs" => get_epochs(&shared, params),
                 "get_registry_info" => Ok(registry_info(&shared)),
                 _ => Err(RpcError(

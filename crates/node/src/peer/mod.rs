@@ -3,11 +3,13 @@
 //! Nodes talk to each other with HTTP(S) POSTs to paths under `/node/v1/`. Every request is
 //! signed by the sending node's Ed25519 key over method, path, timestamp, both node keys and a
 //! BLAKE2b-256 hash of the body ([`auth`]), and the receiver accepts it only from a node in its
-//! current node list, within 60 s of its own clock. Three endpoints exist:
+//! current node list, within 60 s of its own clock. The endpoints:
 //!
 //! * `/node/v1/rpc`: a client RPC forwarded by a swarm member (recursive requests, network §3.8);
 //! * `/node/v1/onion`: an onion layer relayed by the previous hop (network §7.4);
-//! * `/node/v1/messages`: bulk message transfer with namespaces (swarm changes).
+//! * `/node/v1/messages`: bulk message transfer with namespaces (swarm changes);
+//! * `/node/v1/digest`, `/node/v1/accounts`, `/node/v1/fetch`: catch-up between swarm members
+//!   (compare digests, then pull what is missing; see `crate::sync`).
 //!
 //! [`PeerClient`] is the sending side; [`router`] the receiving side, mounted by the server.
 //! Peer certificates are never verified (nodes serve self-signed certificates): peers are
@@ -26,7 +28,10 @@ use serde_json::Value;
 use session_protocol::onion::{EncType, encode_combined_payload};
 
 pub use self::server::router;
-use self::wire::{MessagesReply, MessagesRequest, WireMessage};
+use self::wire::{
+    AccountsReply, AccountsRequest, DigestReply, DigestRequest, FetchReply, FetchRequest, MessagesReply,
+    MessagesRequest, WireMessage,
+};
 use crate::AccountKey;
 use crate::identity::NodeIdentity;
 use crate::nodelist::NodeRecord;
@@ -38,6 +43,12 @@ pub const RPC_PATH: &str = "/node/v1/rpc";
 pub const ONION_PATH: &str = "/node/v1/onion";
 /// Path of a bulk message transfer.
 pub const MESSAGES_PATH: &str = "/node/v1/messages";
+/// Path of a catch-up bucket comparison.
+pub const DIGEST_PATH: &str = "/node/v1/digest";
+/// Path of a catch-up account-digest listing.
+pub const ACCOUNTS_PATH: &str = "/node/v1/accounts";
+/// Path of a catch-up fetch.
+pub const FETCH_PATH: &str = "/node/v1/fetch";
 
 /// Timeout of a forwarded RPC (upstream's `sn.storage_cc`: 5 s).
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,6 +56,8 @@ pub const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 pub const ONION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Timeout of one bulk transfer request.
 pub const MESSAGES_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeout of one catch-up request (digest, accounts, fetch).
+pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Timeout of a proxied onion request to a server (network §7.4: 25 s).
 pub const PROXY_TIMEOUT: Duration = Duration::from_secs(25);
 
@@ -53,7 +66,7 @@ pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024 + 64 * 1024;
 /// Largest reply body read from a peer or a proxied server.
 pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 /// Bulk transfers are split into requests of about this many bytes.
-const MESSAGES_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+pub const MESSAGES_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 /// What a peer said to a forwarded request, or why it said nothing.
 #[derive(Debug, Clone, PartialEq)]
@@ -230,6 +243,43 @@ impl PeerClient {
         Ok(inserted)
     }
 
+    /// Sends one transfer request (`/node/v1/messages`) whose body was built with
+    /// [`wire::encode_messages`]; returns the peer's counts. Any status but 200 is
+    /// `PeerError::Refused`.
+    pub async fn send_message_batch(
+        &self,
+        peer: &NodeRecord,
+        body: Vec<u8>,
+    ) -> Result<MessagesReply, PeerError> {
+        if body.len() > MAX_REQUEST_BYTES {
+            return Err(PeerError::TooLarge);
+        }
+        let reply = self.post(peer, MESSAGES_PATH, body, MESSAGES_TIMEOUT).await?;
+        if reply.status != 200 {
+            return Err(PeerError::Refused(reply.status));
+        }
+        serde_json::from_slice(&reply.body).map_err(|_| PeerError::BadResponse)
+    }
+
+    /// Compares bucket digests with `peer` (`/node/v1/digest`).
+    pub async fn digest(&self, peer: &NodeRecord, request: &DigestRequest) -> Result<DigestReply, PeerError> {
+        self.post_json(peer, DIGEST_PATH, request).await
+    }
+
+    /// Lists `peer`'s account digests in some buckets (`/node/v1/accounts`).
+    pub async fn account_digests(
+        &self,
+        peer: &NodeRecord,
+        request: &AccountsRequest,
+    ) -> Result<AccountsReply, PeerError> {
+        self.post_json(peer, ACCOUNTS_PATH, request).await
+    }
+
+    /// Fetches messages this node lacks from `peer` (`/node/v1/fetch`).
+    pub async fn fetch(&self, peer: &NodeRecord, request: &FetchRequest) -> Result<FetchReply, PeerError> {
+        self.post_json(peer, FETCH_PATH, request).await
+    }
+
     /// POSTs `body` to a server for the onion proxy (network §7.4): `application/octet-stream`,
     /// no redirects, 25 s timeout, certificates verified for https.
     pub async fn proxy_post(&self, url: reqwest::Url, body: Vec<u8>) -> Result<HttpReply, PeerError> {
@@ -253,6 +303,25 @@ impl PeerClient {
         let parsed: MessagesReply =
             serde_json::from_slice(&reply.body).map_err(|_| PeerError::BadResponse)?;
         Ok(parsed.inserted)
+    }
+
+    /// POSTs a JSON request to a catch-up endpoint and parses the JSON reply; any status but
+    /// 200 is `PeerError::Refused`.
+    async fn post_json<Req: Serialize, Rep: serde::de::DeserializeOwned>(
+        &self,
+        peer: &NodeRecord,
+        path: &'static str,
+        request: &Req,
+    ) -> Result<Rep, PeerError> {
+        let body = serde_json::to_vec(request).map_err(|_| PeerError::TooLarge)?;
+        if body.len() > MAX_REQUEST_BYTES {
+            return Err(PeerError::TooLarge);
+        }
+        let reply = self.post(peer, path, body, CATCH_UP_TIMEOUT).await?;
+        if reply.status != 200 {
+            return Err(PeerError::Refused(reply.status));
+        }
+        serde_json::from_slice(&reply.body).map_err(|_| PeerError::BadResponse)
     }
 
     /// Signs and POSTs `body` to `peer`'s `path`, reading the whole reply.

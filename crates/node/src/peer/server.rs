@@ -11,20 +11,25 @@ use axum::routing::post;
 use serde_json::Value;
 
 use super::auth::{self, AuthError};
-use super::wire::{MessagesReply, MessagesRequest};
-use super::{MAX_REQUEST_BYTES, MESSAGES_PATH, ONION_PATH, RPC_PATH};
+use super::wire::{AccountsRequest, DigestRequest, FetchRequest, MessagesReply, MessagesRequest};
+use super::{ACCOUNTS_PATH, DIGEST_PATH, FETCH_PATH, MAX_REQUEST_BYTES, MESSAGES_PATH, ONION_PATH, RPC_PATH};
 use crate::NodeContext;
+use crate::metrics::SyncCounters;
 use crate::rpc::{self, Origin, ReplyBody, RpcReply};
 use crate::store::StoreError;
+use crate::sync::catchup::{self, ServeError};
 
 /// The channel's receiving endpoints, for the server to merge into its router:
-/// `POST /node/v1/rpc`, `POST /node/v1/onion`, `POST /node/v1/messages`. Every request must be
+/// `POST /node/v1/rpc`, `/onion`, `/messages`, `/digest`, `/accounts`, `/fetch`. Every request must be
 /// signed by a node in the current node list (`docs/node-channel.md`).
 pub fn router() -> Router<Arc<NodeContext>> {
     Router::new()
         .route(RPC_PATH, post(rpc))
         .route(ONION_PATH, post(onion))
         .route(MESSAGES_PATH, post(messages))
+        .route(DIGEST_PATH, post(digest))
+        .route(ACCOUNTS_PATH, post(accounts))
+        .route(FETCH_PATH, post(fetch))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
 }
 
@@ -54,7 +59,8 @@ async fn onion(State(ctx): State<Arc<NodeContext>>, headers: HeaderMap, body: By
     crate::onion::handle_relayed(&ctx, &body).await.into_response()
 }
 
-/// `POST /node/v1/messages`: body `{"messages": [...]}`; reply `{"received","inserted","rejected"}`.
+/// `POST /node/v1/messages`: body `{"messages": [...]}`; reply
+/// `{"received","inserted","rejected","owned"}`.
 async fn messages(State(ctx): State<Arc<NodeContext>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(e) = authenticate(&ctx, MESSAGES_PATH, &headers, &body) {
         return refused(e);
@@ -67,9 +73,16 @@ async fn messages(State(ctx): State<Arc<NodeContext>>, headers: HeaderMap, body:
     let valid: Vec<_> =
         request.messages.iter().filter_map(|m| m.decode().ok()).filter(|(_, m)| m.expiry_ms > now).collect();
     let rejected = received - valid.len();
+    let nodes = ctx.node_list();
+    let own_swarm = nodes.by_ed25519(ctx.identity.ed25519_hex()).and_then(crate::nodelist::NodeRecord::swarm);
+    let owned = valid
+        .iter()
+        .filter(|(account, _)| own_swarm.is_some() && nodes.swarm_of(account) == own_swarm)
+        .count();
     match ctx.store.bulk_insert(valid).await {
         Ok(inserted) => {
-            let reply = MessagesReply { received, inserted, rejected };
+            SyncCounters::add(&ctx.metrics.sync().received_pushed, inserted);
+            let reply = MessagesReply { received, inserted, rejected, owned };
             (StatusCode::OK, axum::Json(reply)).into_response()
         }
         Err(StoreError::Full) => text(StatusCode::INSUFFICIENT_STORAGE, "database is full"),
@@ -80,7 +93,69 @@ async fn messages(State(ctx): State<Arc<NodeContext>>, headers: HeaderMap, body:
     }
 }
 
+/// `POST /node/v1/digest`: body `{"swarm", "buckets": [{"bucket","count","digest"}]}`; reply
+/// `{"differ": [bucket, ...]}`.
+async fn digest(State(ctx): State<Arc<NodeContext>>, headers: HeaderMap, body: Bytes) -> Response {
+    let sender = match authenticate_sender(&ctx, DIGEST_PATH, &headers, &body) {
+        Ok(sender) => sender,
+        Err(e) => return refused(e),
+    };
+    let Ok(request) = serde_json::from_slice::<DigestRequest>(&body) else {
+        return text(StatusCode::BAD_REQUEST, "invalid request: malformed digest request");
+    };
+    catch_up_response(catchup::answer_digest(&ctx, &sender, request).await)
+}
+
+/// `POST /node/v1/accounts`: body `{"swarm", "buckets": [bucket, ...]}`; reply
+/// `{"accounts": [{"account","count","digest"}]}`.
+async fn accounts(State(ctx): State<Arc<NodeContext>>, headers: HeaderMap, body: Bytes) -> Response {
+    let sender = match authenticate_sender(&ctx, ACCOUNTS_PATH, &headers, &body) {
+        Ok(sender) => sender,
+        Err(e) => return refused(e),
+    };
+    let Ok(request) = serde_json::from_slice::<AccountsRequest>(&body) else {
+        return text(StatusCode::BAD_REQUEST, "invalid request: malformed accounts request");
+    };
+    catch_up_response(catchup::answer_accounts(&ctx, &sender, request).await)
+}
+
+/// `POST /node/v1/fetch`: body `{"swarm", "accounts": [{"account","have"}]}`; reply
+/// `{"messages": [...], "more": bool}`.
+async fn fetch(State(ctx): State<Arc<NodeContext>>, headers: HeaderMap, body: Bytes) -> Response {
+    let sender = match authenticate_sender(&ctx, FETCH_PATH, &headers, &body) {
+        Ok(sender) => sender,
+        Err(e) => return refused(e),
+    };
+    let Ok(request) = serde_json::from_slice::<FetchRequest>(&body) else {
+        return text(StatusCode::BAD_REQUEST, "invalid request: malformed fetch request");
+    };
+    catch_up_response(catchup::answer_fetch(&ctx, &sender, request).await)
+}
+
+fn catch_up_response<T: serde::Serialize>(result: Result<T, ServeError>) -> Response {
+    match result {
+        Ok(reply) => (StatusCode::OK, axum::Json(reply)).into_response(),
+        Err(e) => {
+            if let ServeError::Store(inner) = &e {
+                tracing::warn!(error = %inner, "catch-up request failed");
+            }
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            text(status, &e.to_string())
+        }
+    }
+}
+
 fn authenticate(ctx: &NodeContext, path: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), AuthError> {
+    authenticate_sender(ctx, path, headers, body).map(|_| ())
+}
+
+/// Checks the request's signature; returns the sender's Ed25519 key (hex).
+fn authenticate_sender(
+    ctx: &NodeContext,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, AuthError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let nodes = ctx.node_list();
     let received = auth::Received {
@@ -92,10 +167,10 @@ fn authenticate(ctx: &NodeContext, path: &str, headers: &HeaderMap, body: &[u8])
         body,
     };
     let result = auth::verify_request(&nodes, ctx.identity.ed25519_hex(), ctx.now_ms(), &received);
-    if let Err(e) = result {
+    if let Err(e) = &result {
         tracing::debug!(error = %e, path, "peer request refused");
     }
-    result.map(|_| ())
+    result.map(str::to_owned)
 }
 
 fn refused(e: AuthError) -> Response {

@@ -41,6 +41,102 @@ pub struct MessagesReply {
     pub inserted: usize,
     /// Messages refused (malformed, hash mismatch, already expired).
     pub rejected: usize,
+    /// Accepted messages whose accounts belong to the receiver's own swarm in its node list: the
+    /// receiver takes responsibility for these. A sender handing messages off deletes its copy
+    /// only when all of them are owned (`docs/node-channel.md` §7). Absent (older receivers) is 0.
+    #[serde(default)]
+    pub owned: usize,
+}
+
+/// `POST /node/v1/digest` request: the caller's non-empty bucket digests for `swarm`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestRequest {
+    /// The swarm both nodes are in, lowercase hex without `0x`.
+    pub swarm: String,
+    /// The caller's non-empty buckets; a bucket not listed is empty.
+    pub buckets: Vec<WireBucket>,
+}
+
+/// One bucket digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireBucket {
+    /// The bucket, 0–255.
+    pub bucket: u8,
+    /// Live messages in the bucket.
+    pub count: u64,
+    /// BLAKE2b-256 of the bucket, 64 hex digits.
+    pub digest: String,
+}
+
+/// `POST /node/v1/digest` reply: the buckets whose content differs, ascending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestReply {
+    /// Buckets where the responder's count or digest differs from the caller's.
+    pub differ: Vec<u8>,
+}
+
+/// `POST /node/v1/accounts` request: which buckets to list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountsRequest {
+    /// The swarm, as in [`DigestRequest`].
+    pub swarm: String,
+    /// Buckets to list (at most 256).
+    pub buckets: Vec<u8>,
+}
+
+/// `POST /node/v1/accounts` reply: the responder's account digests in those buckets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountsReply {
+    /// Accounts with live messages, in account byte order.
+    pub accounts: Vec<WireAccountDigest>,
+}
+
+/// One account digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireAccountDigest {
+    /// The account, 66 hex digits.
+    pub account: String,
+    /// Live messages.
+    pub count: u64,
+    /// BLAKE2b-256 over the sorted message hashes, 64 hex digits.
+    pub digest: String,
+}
+
+/// `POST /node/v1/fetch` request: the accounts to fetch and the hashes the caller does not
+/// want (it has them, or their owner deleted them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchRequest {
+    /// The swarm, as in [`DigestRequest`].
+    pub swarm: String,
+    /// The accounts, in the order they are to be served.
+    pub accounts: Vec<FetchAccount>,
+}
+
+/// One account of a fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchAccount {
+    /// The account, 66 hex digits.
+    pub account: String,
+    /// Hashes not to send.
+    pub have: Vec<String>,
+}
+
+/// `POST /node/v1/fetch` reply.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FetchReply {
+    /// Messages the caller lacks, in request account order.
+    pub messages: Vec<WireMessage>,
+    /// True when the size budget cut the reply short: ask again.
+    pub more: bool,
+}
+
+/// The body of a `/node/v1/messages` request carrying `messages`.
+pub fn encode_messages<'a>(
+    messages: impl IntoIterator<Item = (&'a AccountKey, &'a StoredMessage)>,
+) -> Vec<u8> {
+    let messages =
+        messages.into_iter().map(|(account, message)| WireMessage::encode(account, message)).collect();
+    serde_json::to_vec(&MessagesRequest { messages }).expect("strings and integers serialize")
 }
 
 /// Why a transferred message was refused.

@@ -71,6 +71,7 @@ fn node_context(identity: NodeIdentity, nodes: Vec<NodeRecord>, max_db_bytes: u6
         store,
         peers,
         metrics: Metrics::default(),
+        list_changed: Default::default(),
     };
     Harness { ctx, _dir: dir }
 }
@@ -1107,6 +1108,7 @@ async fn recursive_requests_reach_the_swarm() {
         store: peer.ctx.store.clone(),
         peers: peer.ctx.peers.clone(),
         metrics: Metrics::default(),
+        list_changed: Default::default(),
     });
     let app = crate::peer::router().with_state(served.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });

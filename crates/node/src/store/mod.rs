@@ -15,6 +15,9 @@
 //!   an owner once its last revocation goes.
 //! - `revoke` creates the owner row when needed (upstream silently drops the revocation of an
 //!   account that has no messages).
+//! - Messages deleted by their owner (delete, delete_all, delete_before) leave a tombstone until
+//!   they would have expired; transfers from peers never bring a tombstoned hash back, a client
+//!   store of it does (`docs/node-channel.md` §8).
 //! - `retrieve` never returns a message with `expiry <= now` (upstream returns expired messages
 //!   until the next cleanup, up to 10 s later).
 
@@ -26,6 +29,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
@@ -38,6 +42,7 @@ use session_protocol::message_hash::{MessageHash, Namespace};
 use session_protocol::rpc_sign::{ExpireMode, NamespaceSelector};
 
 use crate::AccountKey;
+pub use crate::sync::digest::AccountDigest;
 
 /// A stored message as retrieve returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,7 +307,8 @@ impl Store {
         self.read(move |conn| ops::is_revoked(conn, &account, &token)).await
     }
 
-    /// Deletes messages with `expiry <= now_ms`; returns how many. Works in chunks, each its own
+    /// Deletes messages with `expiry <= now_ms` (and the tombstones of deleted messages that
+    /// would have expired by then); returns how many messages. Works in chunks, each its own
     /// writer job, so that client writes interleave with the cleanup of a large backlog.
     pub async fn clean_expired(&self, now_ms: i64) -> Result<usize, StoreError> {
         let mut total = 0;
@@ -310,9 +316,84 @@ impl Store {
             let deleted = self.write(move |conn| ops::clean_expired_chunk(conn, now_ms)).await?;
             total += deleted;
             if deleted < ops::CLEAN_CHUNK {
-                return Ok(total);
+                break;
             }
         }
+        while self.write(move |conn| ops::clean_tombstones_chunk(conn, now_ms)).await? >= ops::CLEAN_CHUNK {}
+        Ok(total)
+    }
+
+    /// Deletes these hashes of `account` without leaving tombstones: the messages were handed
+    /// over to the swarm that now owns the account, not deleted by their owner. Returns how many
+    /// were deleted.
+    pub async fn drop_handed_off(
+        &self,
+        account: AccountKey,
+        hashes: Vec<MessageHash>,
+    ) -> Result<usize, StoreError> {
+        self.write(move |conn| ops::drop_handed_off(conn, &account, &hashes)).await
+    }
+
+    /// Every account with stored messages (or revocations), in byte order.
+    pub async fn accounts(&self) -> Result<Vec<AccountKey>, StoreError> {
+        self.read(ops::accounts).await
+    }
+
+    /// The account's messages in every namespace, not expired at `now_ms`, in insertion order.
+    pub async fn account_messages(
+        &self,
+        account: AccountKey,
+        now_ms: i64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.read(move |conn| ops::account_messages(conn, &account, now_ms)).await
+    }
+
+    /// The digest (count and hash over the sorted message hashes) of every account with messages
+    /// not expired at `now_ms` and for which `keep` is true, in account byte order.
+    pub async fn account_digests(
+        &self,
+        now_ms: i64,
+        keep: impl Fn(&AccountKey) -> bool + Send + 'static,
+    ) -> Result<Vec<AccountDigest>, StoreError> {
+        self.read(move |conn| {
+            let mut builder = crate::sync::digest::DigestBuilder::default();
+            ops::visit_hashes(conn, now_ms, &mut |account, hash| {
+                if keep(&account) {
+                    builder.add(account, &hash);
+                }
+            })?;
+            Ok(builder.finish())
+        })
+        .await
+    }
+
+    /// For each `(account, skip)` in order, the account's messages not expired at `now_ms` whose
+    /// hashes are not in `skip`, while their estimated transfer size stays within `budget` bytes
+    /// (at least one message is returned if any is missing). The flag is true when the budget cut
+    /// the list short.
+    pub async fn messages_except(
+        &self,
+        wanted: Vec<(AccountKey, HashSet<MessageHash>)>,
+        now_ms: i64,
+        budget: usize,
+    ) -> Result<(Vec<(AccountKey, StoredMessage)>, bool), StoreError> {
+        self.read(move |conn| {
+            let mut out = Vec::new();
+            let mut budget = budget;
+            for (account, skip) in &wanted {
+                if !ops::messages_except(conn, account, skip, now_ms, &mut budget, &mut out)? {
+                    return Ok((out, true));
+                }
+            }
+            Ok((out, false))
+        })
+        .await
+    }
+
+    /// Hashes of the account's messages that its owner deleted here and whose tombstones are
+    /// still kept (until the message would have expired).
+    pub async fn tombstones(&self, account: AccountKey) -> Result<Vec<MessageHash>, StoreError> {
+        self.read(move |conn| ops::tombstones(conn, &account)).await
     }
 
     /// Counts and sizes.

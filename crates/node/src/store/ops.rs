@@ -3,7 +3,7 @@
 //! Write operations run on the writer thread inside a group transaction (see `writer.rs`); read
 //! operations run on a read connection. Every statement goes through `prepare_cached`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use rusqlite::types::{Type, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -56,18 +56,24 @@ pub(super) fn store(
         "INSERT INTO messages (hash, owner, namespace, timestamp, expiry, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute((msg.hash.as_str(), owner, msg.namespace.0, msg.timestamp_ms, msg.expiry_ms, &msg.data[..]))?;
+    // A client storing a message again overrides its earlier deletion.
+    conn.prepare_cached("DELETE FROM deleted_messages WHERE hash = ?1")?.execute([msg.hash.as_str()])?;
     Ok(StoreOutcome { new: true, expiry_ms: msg.expiry_ms })
 }
 
-/// Inserts messages from a peer, skipping hashes already stored (`ON CONFLICT DO NOTHING`).
-/// A public-outbox message is kept only when it is newer than the one already there, so the
-/// outbox keeps holding a single message. Returns how many were inserted.
+/// Inserts messages from a peer, skipping hashes already stored (`ON CONFLICT DO NOTHING`) and
+/// hashes their owner deleted here (tombstones). A public-outbox message is kept only when it is
+/// newer than the one already there, so the outbox keeps holding a single message. Returns how
+/// many were inserted.
 pub(super) fn bulk_insert(
     conn: &Connection,
     messages: &[(AccountKey, StoredMessage)],
 ) -> Result<usize, StoreError> {
     let mut inserted = 0;
     for (account, msg) in messages {
+        if is_tombstoned(conn, &msg.hash)? {
+            continue;
+        }
         if msg.namespace.is_public_outbox()
             && let Some(owner) = owner_id(conn, account)?
         {
@@ -110,14 +116,34 @@ pub(super) fn delete_hashes(
     };
     // One statement per hash through the unique hash index; `hash IN (…)` could be planned as a
     // scan of every message the owner has.
-    let mut stmt = conn.prepare_cached("DELETE FROM messages WHERE hash = ?1 AND owner = ?2")?;
+    let mut stmt =
+        conn.prepare_cached("DELETE FROM messages WHERE hash = ?1 AND owner = ?2 RETURNING expiry")?;
     let mut deleted = BTreeSet::new();
     for hash in hashes {
-        if stmt.execute((hash.as_str(), owner))? > 0 {
+        if let Some(expiry) = stmt.query_row((hash.as_str(), owner), |row| row.get::<_, i64>(0)).optional()? {
+            tombstone(conn, account, hash, expiry)?;
             deleted.insert(*hash);
         }
     }
     Ok(deleted.into_iter().collect())
+}
+
+/// Deletes the given hashes of the owner without leaving tombstones (they were handed over to
+/// the swarm that now owns the account); returns how many were deleted.
+pub(super) fn drop_handed_off(
+    conn: &Connection,
+    account: &AccountKey,
+    hashes: &[MessageHash],
+) -> Result<usize, StoreError> {
+    let Some(owner) = owner_id(conn, account)? else {
+        return Ok(0);
+    };
+    let mut stmt = conn.prepare_cached("DELETE FROM messages WHERE hash = ?1 AND owner = ?2")?;
+    let mut deleted = 0;
+    for hash in hashes {
+        deleted += stmt.execute((hash.as_str(), owner))?;
+    }
+    Ok(deleted)
 }
 
 /// Deletes every message of the owner in the selected namespace(s).
@@ -126,19 +152,7 @@ pub(super) fn delete_all(
     account: &AccountKey,
     namespaces: NamespaceSelector,
 ) -> Result<Vec<(Namespace, MessageHash)>, StoreError> {
-    let Some(owner) = owner_id(conn, account)? else {
-        return Ok(Vec::new());
-    };
-    match namespaces {
-        NamespaceSelector::One(ns) => returning_pairs(
-            conn,
-            "DELETE FROM messages WHERE owner = ?1 AND namespace = ?2 RETURNING namespace, hash",
-            (owner, ns.0),
-        ),
-        NamespaceSelector::All => {
-            returning_pairs(conn, "DELETE FROM messages WHERE owner = ?1 RETURNING namespace, hash", [owner])
-        }
-    }
+    owner_bulk(conn, account, namespaces, "DELETE FROM messages WHERE owner = ?1{NS}", None)
 }
 
 /// Deletes the owner's messages with `timestamp <= before_ms` in the selected namespace(s).
@@ -148,22 +162,13 @@ pub(super) fn delete_before(
     namespaces: NamespaceSelector,
     before_ms: i64,
 ) -> Result<Vec<(Namespace, MessageHash)>, StoreError> {
-    let Some(owner) = owner_id(conn, account)? else {
-        return Ok(Vec::new());
-    };
-    match namespaces {
-        NamespaceSelector::One(ns) => returning_pairs(
-            conn,
-            "DELETE FROM messages WHERE owner = ?1 AND namespace = ?2 AND timestamp <= ?3 \
-             RETURNING namespace, hash",
-            (owner, ns.0, before_ms),
-        ),
-        NamespaceSelector::All => returning_pairs(
-            conn,
-            "DELETE FROM messages WHERE owner = ?1 AND timestamp <= ?2 RETURNING namespace, hash",
-            (owner, before_ms),
-        ),
-    }
+    owner_bulk(
+        conn,
+        account,
+        namespaces,
+        "DELETE FROM messages WHERE owner = ?1{NS} AND timestamp <= ?3",
+        Some(before_ms),
+    )
 }
 
 /// Shortens to `expiry_ms` every selected message that expires later.
@@ -173,22 +178,58 @@ pub(super) fn expire_all(
     namespaces: NamespaceSelector,
     expiry_ms: i64,
 ) -> Result<Vec<(Namespace, MessageHash)>, StoreError> {
+    owner_bulk(
+        conn,
+        account,
+        namespaces,
+        "UPDATE messages SET expiry = ?3 WHERE owner = ?1{NS} AND expiry > ?3",
+        Some(expiry_ms),
+    )
+}
+
+/// Runs a bulk statement over one owner's messages and returns the rows it touched, leaving a
+/// tombstone for each message a `DELETE` removed. In `sql`,
+/// `?1` is the owner, `{NS}` becomes ` AND namespace = ?2` for one namespace (nothing for all),
+/// and `?3` is `value`.
+fn owner_bulk(
+    conn: &Connection,
+    account: &AccountKey,
+    namespaces: NamespaceSelector,
+    sql: &str,
+    value: Option<i64>,
+) -> Result<Vec<(Namespace, MessageHash)>, StoreError> {
     let Some(owner) = owner_id(conn, account)? else {
         return Ok(Vec::new());
     };
-    match namespaces {
-        NamespaceSelector::One(ns) => returning_pairs(
-            conn,
-            "UPDATE messages SET expiry = ?1 WHERE owner = ?2 AND namespace = ?3 AND expiry > ?1 \
-             RETURNING namespace, hash",
-            (expiry_ms, owner, ns.0),
-        ),
-        NamespaceSelector::All => returning_pairs(
-            conn,
-            "UPDATE messages SET expiry = ?1 WHERE owner = ?2 AND expiry > ?1 RETURNING namespace, hash",
-            (expiry_ms, owner),
-        ),
+    let (filter, namespace) = match namespaces {
+        NamespaceSelector::One(ns) => (" AND namespace = ?2", Some(ns.0)),
+        NamespaceSelector::All => ("", None),
+    };
+    let sql = format!("{} RETURNING namespace, hash, expiry", sql.replace("{NS}", filter));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    // Every numbered parameter must be bound: an unused `?2`/`?3` is simply absent from `sql`.
+    let mut args: Vec<(usize, i64)> = vec![(1, owner)];
+    args.extend(namespace.map(|ns| (2, i64::from(ns))));
+    args.extend(value.map(|v| (3, v)));
+    for (index, arg) in args {
+        stmt.raw_bind_parameter(index, arg)?;
     }
+    let mut rows = stmt.raw_query();
+    let mut touched = Vec::new();
+    while let Some(row) = rows.next()? {
+        touched.push((Namespace(row.get(0)?), hash_from_row(row, 1)?, row.get::<_, i64>(2)?));
+    }
+    drop(rows);
+    let deletes = sql.starts_with("DELETE");
+    let mut out = Vec::with_capacity(touched.len());
+    for (namespace, hash, expiry) in touched {
+        if deletes {
+            tombstone(conn, account, &hash, expiry)?;
+        }
+        out.push((namespace, hash));
+    }
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// Per-hash expiry update under `mode` (network §4.9).
@@ -285,9 +326,116 @@ pub(super) fn clean_expired_chunk(conn: &Connection, now_ms: i64) -> Result<usiz
         .execute((now_ms, i64::try_from(CLEAN_CHUNK).unwrap_or(i64::MAX)))?)
 }
 
+/// Deletes up to [`CLEAN_CHUNK`] tombstones of messages that would have expired by `now_ms`.
+pub(super) fn clean_tombstones_chunk(conn: &Connection, now_ms: i64) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM deleted_messages WHERE hash IN \
+             (SELECT hash FROM deleted_messages WHERE expiry <= ?1 LIMIT ?2)",
+        )?
+        .execute((now_ms, i64::try_from(CLEAN_CHUNK).unwrap_or(i64::MAX)))?)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reads (read pool)
 // ---------------------------------------------------------------------------------------------
+
+/// Every account with an owner row, in byte order (prefix byte, then key).
+pub(super) fn accounts(conn: &Connection) -> Result<Vec<AccountKey>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT type, pubkey FROM owners ORDER BY type, pubkey")?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        if let Some(account) = account_from_row(row, 0, 1)? {
+            out.push(account);
+        }
+    }
+    Ok(out)
+}
+
+/// The account's messages in every namespace, not expired at `now_ms`, in insertion order.
+pub(super) fn account_messages(
+    conn: &Connection,
+    account: &AccountKey,
+    now_ms: i64,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let Some(owner) = owner_id(conn, account)? else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT hash, namespace, timestamp, expiry, data FROM messages \
+         WHERE owner = ?1 AND expiry > ?2 ORDER BY id",
+    )?;
+    let mut rows = stmt.query((owner, now_ms))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(StoredMessage {
+            hash: hash_from_row(row, 0)?,
+            namespace: Namespace(row.get(1)?),
+            timestamp_ms: row.get(2)?,
+            expiry_ms: row.get(3)?,
+            data: blob_ref(row, 4)?.to_vec(),
+        });
+    }
+    Ok(out)
+}
+
+/// Calls `visit(account, hash)` for every message not expired at `now_ms`, ordered by account
+/// (byte order) and then by hash, for digests.
+pub(super) fn visit_hashes(
+    conn: &Connection,
+    now_ms: i64,
+    visit: &mut dyn FnMut(AccountKey, MessageHash),
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT owners.type, owners.pubkey, messages.hash FROM messages \
+         JOIN owners ON messages.owner = owners.id WHERE messages.expiry > ?1 \
+         ORDER BY owners.type, owners.pubkey, messages.hash",
+    )?;
+    let mut rows = stmt.query([now_ms])?;
+    while let Some(row) = rows.next()? {
+        if let Some(account) = account_from_row(row, 0, 1)? {
+            visit(account, hash_from_row(row, 2)?);
+        }
+    }
+    Ok(())
+}
+
+/// Appends to `out` the account's messages (not expired at `now_ms`) whose hashes are not in
+/// `skip`, while the estimated size stays within `budget` (the first message always fits).
+/// Returns false when the budget cut the list short.
+pub(super) fn messages_except(
+    conn: &Connection,
+    account: &AccountKey,
+    skip: &HashSet<MessageHash>,
+    now_ms: i64,
+    budget: &mut usize,
+    out: &mut Vec<(AccountKey, StoredMessage)>,
+) -> Result<bool, StoreError> {
+    for message in account_messages(conn, account, now_ms)? {
+        if skip.contains(&message.hash) {
+            continue;
+        }
+        let size = crate::peer::wire::WireMessage::estimated_len(&message);
+        if !out.is_empty() && size > *budget {
+            return Ok(false);
+        }
+        *budget = budget.saturating_sub(size);
+        out.push((*account, message));
+    }
+    Ok(true)
+}
+
+/// Hashes of the account's messages that its owner deleted here (tombstones still kept).
+pub(super) fn tombstones(conn: &Connection, account: &AccountKey) -> Result<Vec<MessageHash>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT hash FROM deleted_messages WHERE account = ?1")?;
+    let mut rows = stmt.query([&account.as_bytes()[..]])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(hash_from_row(row, 0)?);
+    }
+    Ok(out)
+}
 
 /// Retrieve with cursor, expiry filter and limits (network §4.2).
 pub(super) fn retrieve(
@@ -440,20 +588,46 @@ fn owner_id_or_create(conn: &Connection, account: &AccountKey) -> rusqlite::Resu
         .query_row((account.prefix(), &account.key()[..]), |row| row.get(0))
 }
 
-/// Runs a `… RETURNING namespace, hash` statement; the pairs sorted by (namespace, hash).
-fn returning_pairs(
+/// Records that the owner deleted `hash`, until `expiry` (when the message would have expired
+/// anyway and no peer can hand it back).
+fn tombstone(
     conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> Result<Vec<(Namespace, MessageHash)>, StoreError> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        out.push((Namespace(row.get(0)?), hash_from_row(row, 1)?));
-    }
-    out.sort_unstable();
-    Ok(out)
+    account: &AccountKey,
+    hash: &MessageHash,
+    expiry: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO deleted_messages (hash, account, expiry) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (hash) DO UPDATE SET expiry = max(expiry, excluded.expiry)",
+    )?
+    .execute((hash.as_str(), &account.as_bytes()[..], expiry))?;
+    Ok(())
+}
+
+/// True when the owner deleted `hash` here and its tombstone is still kept.
+fn is_tombstoned(conn: &Connection, hash: &MessageHash) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM deleted_messages WHERE hash = ?1")?
+        .query_row([hash.as_str()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Reads an account from its `type` and `pubkey` columns; None for a malformed row.
+fn account_from_row(
+    row: &Row<'_>,
+    type_index: usize,
+    key_index: usize,
+) -> rusqlite::Result<Option<AccountKey>> {
+    let prefix: i64 = row.get(type_index)?;
+    let key = row.get_ref(key_index)?.as_blob()?;
+    let (Ok(prefix), Ok(key)) = (u8::try_from(prefix), <[u8; 32]>::try_from(key)) else {
+        return Ok(None);
+    };
+    let mut bytes = [0u8; 33];
+    bytes[0] = prefix;
+    bytes[1..].copy_from_slice(&key);
+    Ok(Some(AccountKey::from_bytes(bytes)))
 }
 
 /// Reads a stored hash column.

@@ -106,6 +106,19 @@ CREATE VIEW owned_messages AS
            expiry, data
     FROM messages JOIN owners ON messages.owner = owners.id;
 ",
+    // 2: tombstones of messages deleted by their owner (delete, delete_all, delete_before), kept
+    // until the deleted message would have expired, so that a peer that missed the delete
+    // cannot bring the message back through a transfer or catch-up (docs/node-channel.md §8).
+    r"
+CREATE TABLE deleted_messages (
+    hash TEXT PRIMARY KEY,
+    account BLOB NOT NULL,
+    expiry INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE INDEX deleted_messages_account ON deleted_messages(account);
+CREATE INDEX deleted_messages_expiry ON deleted_messages(expiry);
+",
 ];
 
 /// Opens the single write connection: creates the file if needed, applies the pragmas, runs

@@ -789,3 +789,63 @@ fn aborted_group_transaction_reruns_jobs_alone() {
     assert_eq!(got.messages, vec![small_a, small_b]);
     assert!(conn.is_autocommit());
 }
+
+#[tokio::test]
+async fn owner_deletes_leave_tombstones_that_block_peer_inserts_until_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = account(1);
+    let (a, b, c) = (nth(&alice, 0, 0), nth(&alice, 2, 1), nth(&alice, 0, 2));
+    for m in [&a, &b, &c] {
+        store.store(alice, m.clone()).await.unwrap();
+    }
+    store.delete_hashes(alice, vec![a.hash]).await.unwrap();
+    store.delete_all(alice, NamespaceSelector::One(Namespace(2))).await.unwrap();
+    let mut tombstones = store.tombstones(alice).await.unwrap();
+    tombstones.sort_unstable();
+    let mut expected = vec![a.hash, b.hash];
+    expected.sort_unstable();
+    assert_eq!(tombstones, expected);
+    // A peer cannot bring them back.
+    assert_eq!(store.bulk_insert(vec![(alice, a.clone()), (alice, b.clone())]).await.unwrap(), 0);
+    assert_eq!(all(&store, &alice, 0).await, vec![c.clone()]);
+    // A hand-off drop leaves no tombstone.
+    assert_eq!(store.drop_handed_off(alice, vec![c.hash]).await.unwrap(), 1);
+    assert_eq!(store.tombstones(alice).await.unwrap().len(), 2);
+    assert_eq!(store.bulk_insert(vec![(alice, c.clone())]).await.unwrap(), 1);
+    // The owner storing it again wins over the tombstone.
+    assert!(store.store(alice, a.clone()).await.unwrap().new);
+    assert_eq!(store.tombstones(alice).await.unwrap(), vec![b.hash]);
+    // Tombstones go once the deleted message would have expired.
+    store.clean_expired(b.expiry_ms).await.unwrap();
+    assert!(store.tombstones(alice).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn digests_and_fetch_selection() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let (alice, bob) = (account(1), account(2));
+    let msgs: Vec<_> = (0..4).map(|i| nth(&alice, if i % 2 == 0 { 0 } else { -11 }, i)).collect();
+    for m in &msgs {
+        store.store(alice, m.clone()).await.unwrap();
+    }
+    store.store(bob, nth(&bob, 0, 9)).await.unwrap();
+    assert_eq!(store.accounts().await.unwrap(), vec![alice, bob]);
+    let digests = store.account_digests(NOW, move |a| *a == alice).await.unwrap();
+    assert_eq!(digests, vec![crate::sync::digest::digest_of(alice, &hashes(&msgs))]);
+    // Expired messages are not part of the digest.
+    let later = store.account_digests(NOW + DAY + 1, |_| true).await.unwrap();
+    assert_eq!(later.iter().map(|d| d.count).collect::<Vec<_>>(), vec![2, 1]);
+
+    let skip: HashSet<MessageHash> = [msgs[0].hash].into_iter().collect();
+    let (got, more) = store.messages_except(vec![(alice, skip.clone())], NOW, usize::MAX).await.unwrap();
+    assert!(!more);
+    assert_eq!(got.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>(), msgs[1..].to_vec());
+    // A tiny budget still returns one message, and says there is more.
+    let (got, more) =
+        store.messages_except(vec![(alice, skip), (bob, HashSet::new())], NOW, 1).await.unwrap();
+    assert!(more);
+    assert_eq!(got.len(), 1);
+    assert_eq!(store.account_messages(alice, NOW).await.unwrap(), msgs);
+}

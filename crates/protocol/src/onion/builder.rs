@@ -9,11 +9,11 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::hop::{EncType, HopError, HopKey, MAX_NONCE_LEN, TAG_LEN};
+use super::hop::{EncType, HopKey, MAX_NONCE_LEN, TAG_LEN};
 use super::payload::{MAX_PAYLOAD_LEN, PayloadError, encode_combined_payload_into};
 use super::response::{DestinationKind, ResponseContext};
 use super::{write_json_hex32, write_json_str};
-use crate::primitives::{write_decimal, x25519_base};
+use crate::primitives::{write_decimal, x25519_base_and_shared};
 
 /// The most layers a request may have: upstream nodes refuse `hop_no > 15` (network §7.5).
 pub const MAX_PATH_LEN: usize = 15;
@@ -264,13 +264,12 @@ fn build(
 
     // Innermost layer, to the destination.
     let inner = &secrets[0];
-    let inner_public = x25519_base(&inner.ephemeral_secret);
     let (dest_x25519, kind) = match &spec.destination {
         Destination::Snode { node, .. } => (node.x25519, DestinationKind::Snode),
         Destination::Server(server) => (server.x25519, DestinationKind::Server),
     };
-    let inner_key = HopKey::for_client(enc, &inner.ephemeral_secret, &inner_public, &dest_x25519)
-        .map_err(|_: HopError| BuildError::WeakPublicKey { layer: 0 })?;
+    let (inner_public, inner_key) = client_key(enc, &inner.ephemeral_secret, &dest_x25519)
+        .ok_or(BuildError::WeakPublicKey { layer: 0 })?;
     let mut blob = Vec::new();
     blob.extend_from_slice(&inner.nonce[..nonce_len]);
     match &spec.destination {
@@ -297,9 +296,8 @@ fn build(
     // Path layers, exit first.
     let mut next_public = inner_public;
     for (depth, (hop, layer)) in path.iter().rev().zip(&secrets[1..]).enumerate() {
-        let public = x25519_base(&layer.ephemeral_secret);
-        let key = HopKey::for_client(enc, &layer.ephemeral_secret, &public, &hop.x25519)
-            .map_err(|_| BuildError::WeakPublicKey { layer: depth + 1 })?;
+        let (public, key) = client_key(enc, &layer.ephemeral_secret, &hop.x25519)
+            .ok_or(BuildError::WeakPublicKey { layer: depth + 1 })?;
         let mut next = Vec::with_capacity(nonce_len + 4 + blob.len() + json.len() + TAG_LEN);
         next.extend_from_slice(&layer.nonce[..nonce_len]);
         encode_combined_payload_into(&mut next, &blob, &json)?;
@@ -320,6 +318,17 @@ fn build(
     let response =
         ResponseContext::with_key(inner_key, inner.ephemeral_secret.clone(), inner_public, dest_x25519, kind);
     Ok(OnionRequest { body, response })
+}
+
+/// A layer's ephemeral public key `A` and its key to `node_public`: [`HopKey::for_client`] with
+/// `A` and the shared secret computed together (one inversion fewer). `None`: small-order node key.
+fn client_key(
+    enc: EncType,
+    ephemeral_secret: &[u8; 32],
+    node_public: &[u8; 32],
+) -> Option<([u8; 32], HopKey)> {
+    let (public, shared) = x25519_base_and_shared(ephemeral_secret, node_public).ok()?;
+    Some((public, HopKey::from_shared_secret(enc, &shared, &public, node_public)))
 }
 
 /// `buf` = nonce || plaintext; encrypts in place, recording the layer when tracing.
@@ -399,6 +408,7 @@ fn write_enc_and_key(out: &mut Vec<u8>, enc: EncType, ephemeral: &[u8; 32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::primitives::x25519_base;
     use serde_json::Value;
 
     fn node(n: u8) -> NodeKeys {

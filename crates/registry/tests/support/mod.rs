@@ -56,7 +56,7 @@ pub fn fast_args() -> Vec<String> {
         "--heartbeat-interval",
         "0.5",
         "--decommission-after",
-        "4",
+        "6",
         "--remove-after",
         "3600",
         "--tick",
@@ -108,8 +108,17 @@ impl Drop for Registry {
 }
 
 /// Reads `child`'s stdout until a line starting with `prefix` (bounded by [`START_TIMEOUT`]);
-/// drains stdout and stderr into `logs` afterwards.
+/// drains stdout and stderr into `logs` afterwards. Panics when the line does not come.
 fn wait_for_line(child: &mut Child, logs: &Arc<Mutex<Vec<String>>>, prefix: &str) -> String {
+    try_wait_for_line(child, logs, prefix).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`wait_for_line`], returning what went wrong (the process is killed then).
+fn try_wait_for_line(
+    child: &mut Child,
+    logs: &Arc<Mutex<Vec<String>>>,
+    prefix: &str,
+) -> Result<String, String> {
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().expect("piped stdout");
     let prefix_owned = prefix.to_string();
@@ -136,16 +145,16 @@ fn wait_for_line(child: &mut Child, logs: &Arc<Mutex<Vec<String>>>, prefix: &str
         }
     });
     match rx.recv_timeout(START_TIMEOUT) {
-        Ok(line) => line,
+        Ok(line) => Ok(line),
         Err(_) => {
-            let exited = child.try_wait().ok().flatten();
             let _ = child.kill();
+            let exited = child.wait().ok();
             // Let the reader threads collect what the process wrote before it went.
             std::thread::sleep(Duration::from_millis(300));
-            panic!(
+            Err(format!(
                 "no startup line {prefix:?} (exit: {exited:?}); output:\n{}",
                 logs.lock().unwrap().join("\n")
-            );
+            ))
         }
     }
 }
@@ -307,9 +316,18 @@ impl PingNode {
     }
 
     /// Answers and heartbeats again, on the same port.
+    /// An outgoing connection may hold the port for a moment: a few attempts.
     pub async fn restart(&mut self) {
-        let listener = tokio::net::TcpListener::bind(self.addr).await.expect("rebind the node's port");
-        self.run(listener);
+        for attempt in 0.. {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(listener) => return self.run(listener),
+                Err(e) if attempt < 20 => {
+                    eprintln!("rebinding {}: {e}; retrying", self.addr);
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("rebinding {}: {e}", self.addr),
+            }
+        }
     }
 
     /// The Ed25519 key, hex.
@@ -362,6 +380,7 @@ pub struct RealNode {
     /// Where it listens.
     pub addr: SocketAddr,
     data_dir: PathBuf,
+    extra: Vec<String>,
     logs: Arc<Mutex<Vec<String>>>,
     heartbeats: Option<tokio::task::JoinHandle<()>>,
     alive: Arc<AtomicBool>,
@@ -370,6 +389,11 @@ pub struct RealNode {
 impl RealNode {
     /// Starts a node with a fresh key in `data_dir` on a free port.
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with_args(data_dir, &[])
+    }
+
+    /// Starts a node with a fresh key in `data_dir` on a free port, with `extra` flags.
+    pub fn start_with_args(data_dir: &Path, extra: &[&str]) -> Self {
         std::fs::create_dir_all(data_dir).unwrap();
         let mut seed = [0u8; 32];
         rand::rng().fill_bytes(&mut seed);
@@ -381,6 +405,7 @@ impl RealNode {
             key,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             data_dir: data_dir.to_path_buf(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             logs: Arc::new(Mutex::new(Vec::new())),
             heartbeats: None,
             alive: Arc::new(AtomicBool::new(false)),
@@ -389,14 +414,30 @@ impl RealNode {
         node
     }
 
+    /// Starts the process on `self.addr`. The port was free when picked, but an outgoing
+    /// connection may hold it for a moment: a few attempts, a second apart.
     fn spawn(&mut self) {
-        let mut cmd = Command::new(node_binary());
-        cmd.arg("--listen").arg(self.addr.to_string()).arg("--data-dir").arg(&self.data_dir);
-        cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn session-node");
-        let line = wait_for_line(&mut child, &self.logs, "session-node listening on ");
-        assert!(line.contains(&hex::encode(self.key.ed25519_public())), "node runs with our key: {line}");
-        self.child = Some(child);
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            let mut cmd = Command::new(node_binary());
+            cmd.arg("--listen").arg(self.addr.to_string()).arg("--data-dir").arg(&self.data_dir);
+            cmd.args(&self.extra);
+            cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::piped());
+            let mut child = cmd.spawn().expect("spawn session-node");
+            match try_wait_for_line(&mut child, &self.logs, "session-node listening on ") {
+                Ok(line) => {
+                    assert!(
+                        line.contains(&hex::encode(self.key.ed25519_public())),
+                        "node runs with our key: {line}"
+                    );
+                    self.child = Some(child);
+                    return;
+                }
+                Err(e) => failures.push(e),
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        panic!("session-node did not start:\n{}", failures.join("\n---\n"));
     }
 
     /// Sends heartbeats for this node to `registry` every [`HEARTBEAT`] while it runs.

@@ -113,74 +113,120 @@ fn deleted_any(reply: &RpcReply) -> bool {
     })
 }
 
-/// A parsed `delete_all`.
+/// The shape shared by `delete_all`, `delete_before` and `expire_all`: a signed request for one
+/// account, a namespace selector (default 0) and one timestamp-valued field.
 #[derive(Debug)]
-pub(crate) struct DeleteAll<'a> {
+pub(crate) struct BulkRequest<'a> {
     raw: &'a Value,
     account: AccountKey,
     auth: Auth,
-    namespace: NamespaceSelector,
-    timestamp: u64,
+    /// The selected namespace(s).
+    pub(crate) namespace: NamespaceSelector,
+    /// The method's timestamp field (`timestamp`, `before` or `expiry`), ms.
+    pub(crate) value: u64,
 }
 
-impl<'a> DeleteAll<'a> {
-    /// Parses `namespace`, `pubkey`, auth fields and `timestamp`.
-    pub(crate) fn parse(p: &'a Params, raw: &'a Value) -> Result<Self, RpcError> {
+/// What distinguishes one bulk method's handling from another's.
+pub(crate) struct BulkMethod {
+    /// The method, for forwarding.
+    pub(crate) method: Method,
+    /// The 401 text when the signature fails.
+    pub(crate) failure: &'static str,
+    /// The key of the affected hashes in each member's result.
+    pub(crate) key: &'static str,
+}
+
+/// What a bulk method does to the store: delete or shorten the account's messages in the
+/// namespace(s), given the validated value in ms; returns the affected messages.
+type BulkOp<'s> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<(Namespace, MessageHash)>, StoreError>> + Send + 's>,
+>;
+
+impl<'a> BulkRequest<'a> {
+    /// Parses `field`, `namespace`, `pubkey` and the auth fields.
+    pub(crate) fn parse(p: &'a Params, raw: &'a Value, field: &'static str) -> Result<Self, RpcError> {
+        let value = params::timestamp(p, field)?;
         let namespace = params::namespace_selector(p, "namespace")?;
         let pubkey = params::string(p, "pubkey")?;
         let fields = AuthFields::read(p)?;
-        let timestamp = params::timestamp(p, "timestamp")?;
         let (account, auth) = auth::load_signed(pubkey, &fields)?;
-        let timestamp = params::require("timestamp", timestamp)?;
-        Ok(Self { raw, account, auth, namespace: namespace.unwrap_or_default(), timestamp })
+        let value = params::require(field, value)?;
+        Ok(Self { raw, account, auth, namespace: namespace.unwrap_or_default(), value })
     }
 
-    /// Swarm (421), timestamp ±60 s (forwarded ±70 s; 406), signature (401), then deletes.
-    pub(crate) async fn run(self, ctx: &NodeContext, origin: Origin) -> RpcReply {
+    /// Swarm (421), then `too_far(now, value)` (the method's clock rule, a refusal or `None`),
+    /// signature over `request` (401), then `op` on every member.
+    pub(crate) async fn run(
+        self,
+        ctx: &NodeContext,
+        origin: Origin,
+        method: &BulkMethod,
+        request: SignableRequest<'_>,
+        too_far: impl FnOnce(i64, i64) -> Option<RpcReply>,
+        op: impl for<'s> FnOnce(&'s NodeContext, AccountKey, NamespaceSelector, i64) -> BulkOp<'s> + Send,
+    ) -> RpcReply {
         let swarm = match check_swarm(ctx, &self.account) {
             Ok(s) => s,
             Err(reply) => return reply,
         };
         let now = ctx.now_ms();
-        if (as_ms(self.timestamp).saturating_sub(now)).abs() > tolerance(origin) {
-            return RpcReply::text(406, "delete_all timestamp too far from current time");
+        if let Some(refusal) = too_far(now, as_ms(self.value)) {
+            return refusal;
         }
-        let request = SignableRequest::DeleteAll { namespace: self.namespace, timestamp: self.timestamp };
-        if let Err(e) =
-            auth::verify(ctx, &self.account, &self.auth, &request, "delete_all signature verification failed")
-                .await
-        {
+        if let Err(e) = auth::verify(ctx, &self.account, &self.auth, &request, method.failure).await {
             return e.into();
         }
         let local = async {
-            let result = ctx.store.delete_all(self.account, self.namespace).await;
-            bulk_result(ctx, &self.account, self.namespace, self.timestamp, "deleted", result)
+            let result = op(ctx, self.account, self.namespace, as_ms(self.value)).await;
+            bulk_result(ctx, &self.account, self.namespace, self.value, method.key, result)
         };
-        let (local, peers) = fan_out(ctx, &swarm, origin, Method::DeleteAll, self.raw, local).await;
+        let (local, peers) = fan_out(ctx, &swarm, origin, method.method, self.raw, local).await;
         recursive_reply(ctx, origin, now, local, peers, |_| {})
+    }
+}
+
+/// A parsed `delete_all`.
+#[derive(Debug)]
+pub(crate) struct DeleteAll<'a>(BulkRequest<'a>);
+
+impl<'a> DeleteAll<'a> {
+    /// Parses `timestamp`, `namespace`, `pubkey` and auth fields.
+    pub(crate) fn parse(p: &'a Params, raw: &'a Value) -> Result<Self, RpcError> {
+        BulkRequest::parse(p, raw, "timestamp").map(Self)
+    }
+
+    /// Swarm (421), timestamp ±60 s (forwarded ±70 s; 406), signature (401), then deletes.
+    pub(crate) async fn run(self, ctx: &NodeContext, origin: Origin) -> RpcReply {
+        let request = SignableRequest::DeleteAll { namespace: self.0.namespace, timestamp: self.0.value };
+        let too_far = |now: i64, timestamp: i64| {
+            ((timestamp.saturating_sub(now)).abs() > tolerance(origin))
+                .then(|| RpcReply::text(406, "delete_all timestamp too far from current time"))
+        };
+        self.0
+            .run(
+                ctx,
+                origin,
+                &BulkMethod {
+                    method: Method::DeleteAll,
+                    failure: "delete_all signature verification failed",
+                    key: "deleted",
+                },
+                request,
+                too_far,
+                |ctx, account, namespace, _| Box::pin(ctx.store.delete_all(account, namespace)),
+            )
+            .await
     }
 }
 
 /// A parsed `delete_before`.
 #[derive(Debug)]
-pub(crate) struct DeleteBefore<'a> {
-    raw: &'a Value,
-    account: AccountKey,
-    auth: Auth,
-    namespace: NamespaceSelector,
-    before: u64,
-}
+pub(crate) struct DeleteBefore<'a>(BulkRequest<'a>);
 
 impl<'a> DeleteBefore<'a> {
     /// Parses `before`, `namespace`, `pubkey` and auth fields.
     pub(crate) fn parse(p: &'a Params, raw: &'a Value) -> Result<Self, RpcError> {
-        let before = params::timestamp(p, "before")?;
-        let namespace = params::namespace_selector(p, "namespace")?;
-        let pubkey = params::string(p, "pubkey")?;
-        let fields = AuthFields::read(p)?;
-        let (account, auth) = auth::load_signed(pubkey, &fields)?;
-        let before = params::require("before", before)?;
-        Ok(Self { raw, account, auth, namespace: namespace.unwrap_or_default(), before })
+        BulkRequest::parse(p, raw, "before").map(Self)
     }
 
     /// Swarm (421), `before` at most 60 s ahead (else **401**, as upstream), signature (401),
@@ -190,32 +236,27 @@ impl<'a> DeleteBefore<'a> {
     /// columns and the request most likely fails after deleting. This implements the documented
     /// intent: `deleted` is `{ns: [hashes]}` and the signature covers every deleted hash.
     pub(crate) async fn run(self, ctx: &NodeContext, origin: Origin) -> RpcReply {
-        let swarm = match check_swarm(ctx, &self.account) {
-            Ok(s) => s,
-            Err(reply) => return reply,
+        let request = SignableRequest::DeleteBefore { namespace: self.0.namespace, before: self.0.value };
+        let too_far = |now: i64, before: i64| {
+            (before > now.saturating_add(SIGNATURE_TOLERANCE_MS))
+                .then(|| RpcReply::text(401, "delete_before timestamp too far in the future"))
         };
-        let now = ctx.now_ms();
-        if as_ms(self.before) > now.saturating_add(SIGNATURE_TOLERANCE_MS) {
-            return RpcReply::text(401, "delete_before timestamp too far in the future");
-        }
-        let request = SignableRequest::DeleteBefore { namespace: self.namespace, before: self.before };
-        if let Err(e) = auth::verify(
-            ctx,
-            &self.account,
-            &self.auth,
-            &request,
-            "delete_before signature verification failed",
-        )
-        .await
-        {
-            return e.into();
-        }
-        let local = async {
-            let result = ctx.store.delete_before(self.account, self.namespace, as_ms(self.before)).await;
-            bulk_result(ctx, &self.account, self.namespace, self.before, "deleted", result)
-        };
-        let (local, peers) = fan_out(ctx, &swarm, origin, Method::DeleteBefore, self.raw, local).await;
-        recursive_reply(ctx, origin, now, local, peers, |_| {})
+        self.0
+            .run(
+                ctx,
+                origin,
+                &BulkMethod {
+                    method: Method::DeleteBefore,
+                    failure: "delete_before signature verification failed",
+                    key: "deleted",
+                },
+                request,
+                too_far,
+                |ctx, account, namespace, before| {
+                    Box::pin(ctx.store.delete_before(account, namespace, before))
+                },
+            )
+            .await
     }
 }
 

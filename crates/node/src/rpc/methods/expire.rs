@@ -4,11 +4,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 use session_protocol::message_hash::MessageHash;
-use session_protocol::rpc_sign::{
-    ExpireMode, NamespaceSelector, NodeResultToSign, SignableRequest, SubaccountFlags,
-};
+use session_protocol::rpc_sign::{ExpireMode, NodeResultToSign, SignableRequest, SubaccountFlags};
 
-use super::delete::{as_ms, bulk_result, hash_strings, tolerance};
+use super::delete::{BulkMethod, BulkRequest, as_ms, hash_strings, tolerance};
 use super::sign_result;
 use super::store::{SIGNATURE_TOLERANCE_MS, TTL_MAXIMUM_PRIVATE_MS};
 use crate::AccountKey;
@@ -21,50 +19,36 @@ use crate::rpc::{
 
 /// A parsed `expire_all`.
 #[derive(Debug)]
-pub(crate) struct ExpireAll<'a> {
-    raw: &'a Value,
-    account: AccountKey,
-    auth: Auth,
-    namespace: NamespaceSelector,
-    expiry: u64,
-}
+pub(crate) struct ExpireAll<'a>(BulkRequest<'a>);
 
 impl<'a> ExpireAll<'a> {
     /// Parses `expiry`, `namespace`, `pubkey` and auth fields.
     pub(crate) fn parse(p: &'a Params, raw: &'a Value) -> Result<Self, RpcError> {
-        let expiry = params::timestamp(p, "expiry")?;
-        let namespace = params::namespace_selector(p, "namespace")?;
-        let pubkey = params::string(p, "pubkey")?;
-        let fields = AuthFields::read(p)?;
-        let (account, auth) = auth::load_signed(pubkey, &fields)?;
-        let expiry = params::require("expiry", expiry)?;
-        Ok(Self { raw, account, auth, namespace: namespace.unwrap_or_default(), expiry })
+        BulkRequest::parse(p, raw, "expiry").map(Self)
     }
 
     /// Swarm (421), expiry ≥ now − 60 s (forwarded 70 s; 406), signature (401), then shortens
     /// every later expiry to `expiry`.
     pub(crate) async fn run(self, ctx: &NodeContext, origin: Origin) -> RpcReply {
-        let swarm = match check_swarm(ctx, &self.account) {
-            Ok(s) => s,
-            Err(reply) => return reply,
+        let request = SignableRequest::ExpireAll { namespace: self.0.namespace, expiry: self.0.value };
+        let too_far = |now: i64, expiry: i64| {
+            (expiry < now.saturating_sub(tolerance(origin)))
+                .then(|| RpcReply::text(406, "expire_all timestamp should be >= current time"))
         };
-        let now = ctx.now_ms();
-        if as_ms(self.expiry) < now.saturating_sub(tolerance(origin)) {
-            return RpcReply::text(406, "expire_all timestamp should be >= current time");
-        }
-        let request = SignableRequest::ExpireAll { namespace: self.namespace, expiry: self.expiry };
-        if let Err(e) =
-            auth::verify(ctx, &self.account, &self.auth, &request, "expire_all signature verification failed")
-                .await
-        {
-            return e.into();
-        }
-        let local = async {
-            let result = ctx.store.expire_all(self.account, self.namespace, as_ms(self.expiry)).await;
-            bulk_result(ctx, &self.account, self.namespace, self.expiry, "updated", result)
-        };
-        let (local, peers) = fan_out(ctx, &swarm, origin, Method::ExpireAll, self.raw, local).await;
-        recursive_reply(ctx, origin, now, local, peers, |_| {})
+        self.0
+            .run(
+                ctx,
+                origin,
+                &BulkMethod {
+                    method: Method::ExpireAll,
+                    failure: "expire_all signature verification failed",
+                    key: "updated",
+                },
+                request,
+                too_far,
+                |ctx, account, namespace, expiry| Box::pin(ctx.store.expire_all(account, namespace, expiry)),
+            )
+            .await
     }
 }
 
