@@ -358,7 +358,7 @@ impl Devnet {
                 .collect();
             if !leftovers.is_empty() {
                 return Err(DevnetError::AlreadyRunning(format!(
-                    "processes of the devnet in {} are still running: {}; use `session-devnet down --dir {}` first",
+                    "the devnet in {} is already running ({}); use `session-devnet down --dir {}` first",
                     dir.display(),
                     leftovers.join(", "),
                     dir.display()

@@ -204,10 +204,9 @@ async fn up(cli: &Cli, args: &UpArgs, bins: Option<Binaries>) -> Result<(), Devn
             let _ = devnet.refresh().await;
         }
         Some(Err(e)) => {
-            eprintln!("session-devnet: {e}");
-            println!("shutting down");
-            devnet.down().await?;
-            return Err(DevnetError::NotReady { timeout: ready_timeout, detail: "startup failed".into() });
+            println!("startup failed; shutting down");
+            let _ = devnet.down().await;
+            return Err(e);
         }
     }
     println!("{}", devnet.summary()?);
@@ -247,11 +246,14 @@ async fn status(cli: &Cli, as_json: bool) -> Result<(), DevnetError> {
     let mut probes = tokio::task::JoinSet::new();
     for node in st.nodes.clone() {
         let client = client.clone();
-        probes.spawn(async move { (node.index, net::node_info(&client, &node).await.is_ok()) });
+        probes.spawn(async move { (node.index, net::node_info_status(&client, &node).await) });
     }
-    let mut reachable = vec![false; st.nodes.len()];
-    while let Some(Ok((k, ok))) = probes.join_next().await {
-        reachable[k] = ok;
+    // Per node: answered at all, and answered `info` with 200 (it is in a swarm).
+    let mut reachable = vec![(false, false); st.nodes.len()];
+    while let Some(Ok((k, status))) = probes.join_next().await {
+        if let Some(slot) = reachable.get_mut(k) {
+            *slot = (status.is_some(), status == Some(200));
+        }
     }
     let registry_running = st.registry.process.is_some_and(process::is_alive);
     let supervisor = st.supervisor.filter(|p| process::is_alive(*p));
@@ -274,7 +276,8 @@ async fn status(cli: &Cli, as_json: bool) -> Result<(), DevnetError> {
                 "pubkey_ed25519": n.pubkey_ed25519,
                 "pid": n.pid,
                 "running": n.process().is_some_and(process::is_alive),
-                "reachable": reachable[n.index],
+                "reachable": reachable.get(n.index).is_some_and(|r| r.0),
+                "serving": reachable.get(n.index).is_some_and(|r| r.1),
                 "registry_state": registry_state,
                 "swarm_id": listed.map_or(NO_SWARM, |l| l.swarm_id),
             })
@@ -309,7 +312,7 @@ async fn status(cli: &Cli, as_json: bool) -> Result<(), DevnetError> {
         ),
         Err(e) => println!("registry {} unreachable: {e}", st.registry_url),
     }
-    println!("{:<5} {:<22} {:<8} {:<8} {:<10} {:<15} swarm", "node", "address", "pid", "process", "reachable", "registry");
+    println!("{:<5} {:<22} {:<8} {:<8} {:<10} {:<15} swarm", "node", "address", "pid", "process", "answers", "registry");
     for row in &rows {
         let swarm = row["swarm_id"].as_u64().unwrap_or(NO_SWARM);
         println!(
@@ -318,7 +321,11 @@ async fn status(cli: &Cli, as_json: bool) -> Result<(), DevnetError> {
             format!("{}:{}", row["address"].as_str().unwrap_or(""), row["storage_port"]),
             row["pid"].as_u64().map_or("-".into(), |p| p.to_string()),
             if row["running"] == true { "running" } else { "stopped" },
-            if row["reachable"] == true { "yes" } else { "no" },
+            match (row["reachable"] == true, row["serving"] == true) {
+                (_, true) => "ready",
+                (true, false) => "503",
+                _ => "no",
+            },
             row["registry_state"].as_str().unwrap_or(""),
             if swarm == NO_SWARM { "-".into() } else { format!("{swarm:016x}") }
         );

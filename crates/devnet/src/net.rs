@@ -128,7 +128,15 @@ pub async fn node_view(client: &reqwest::Client, node: &NodeEntry) -> Result<Nod
     parse_listing(&node.rpc_url(), &result)
 }
 
-/// The node's `info` (version and clock), as a liveness check.
+/// The node's `info` (version and clock): `Ok` once the node is in a swarm (it answers 503
+/// before).
 pub async fn node_info(client: &reqwest::Client, node: &NodeEntry) -> Result<Value, DevnetError> {
     node_rpc(client, node, "info", json!({})).await
+}
+
+/// The HTTP status of the node's `info`, `None` when it does not answer at all.
+pub async fn node_info_status(client: &reqwest::Client, node: &NodeEntry) -> Option<u16> {
+    let body = serde_json::to_vec(&json!({"method": "info", "params": {}})).expect("JSON values serialize");
+    let response = client.post(node.rpc_url()).body(body).send().await.ok()?;
+    Some(response.status().as_u16())
 }
