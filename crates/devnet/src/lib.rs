@@ -232,7 +232,8 @@ pub struct DevnetOptions {
 
 impl DevnetOptions {
     /// `nodes` nodes in `dir`, plain HTTP, one IP per node, default timing, binaries located,
-    /// 180 s to become ready, 10 s stop grace, `RUST_LOG=info`, silent.
+    /// 180 s to become ready, 10 s stop grace, `RUST_LOG=$SESSION_DEVNET_LOG` or `info`,
+    /// silent.
     pub fn new(dir: impl Into<PathBuf>, nodes: usize) -> Self {
         Self {
             dir: dir.into(),
@@ -243,7 +244,7 @@ impl DevnetOptions {
             binaries: None,
             ready_timeout: Duration::from_secs(180),
             stop_grace: Duration::from_secs(10),
-            log_filter: "info".into(),
+            log_filter: std::env::var("SESSION_DEVNET_LOG").unwrap_or_else(|_| "info".into()),
             progress: Progress::Silent,
         }
     }
@@ -531,7 +532,8 @@ impl Devnet {
             "2".into(),
         ];
         create_dir(&st.registry.data_dir)?;
-        let mut spawned = process::spawn_logged(&binaries.registry, &args, &st.registry.log, &self.log_filter)?;
+        let mut spawned =
+            process::spawn_logged(&binaries.registry, &args, &st.registry.log, &self.log_filter)?;
         let line = process::wait_for_line(
             &mut spawned.child,
             &st.registry.log,
@@ -646,7 +648,8 @@ impl Devnet {
     async fn finish_node_start(&mut self, pending: PendingNode) -> Result<(), DevnetError> {
         let PendingNode { index, mut spawned, log, recorded_key } = pending;
         let line =
-            process::wait_for_line(&mut spawned.child, &log, spawned.log_offset, NODE_LINE, START_TIMEOUT).await;
+            process::wait_for_line(&mut spawned.child, &log, spawned.log_offset, NODE_LINE, START_TIMEOUT)
+                .await;
         let parsed = line.and_then(|line| parse_node_line(&line));
         let (ed, x) = match parsed {
             Ok(keys) => keys,
@@ -692,7 +695,9 @@ impl Devnet {
     pub async fn stop_node(&mut self, k: usize) -> Result<bool, DevnetError> {
         let node = self.node(k)?;
         let child = self.children.remove(&Role::Node(k));
-        let Some(p) = node.process().or_else(|| child.as_ref().map(|c| ProcessId { pid: c.id(), start_ticks: None })) else {
+        let Some(p) =
+            node.process().or_else(|| child.as_ref().map(|c| ProcessId { pid: c.id(), start_ticks: None }))
+        else {
             return Ok(false);
         };
         let outcome = process::stop(p, child, self.stop_grace).await;
@@ -762,7 +767,8 @@ impl Devnet {
         state::update(&self.dir, |st| {
             let mut changed = Vec::new();
             for node in &mut st.nodes {
-                let (swarm, active) = listing.find(&node.pubkey_ed25519).map_or((NO_SWARM, false), |n| (n.swarm_id, n.active));
+                let (swarm, active) =
+                    listing.find(&node.pubkey_ed25519).map_or((NO_SWARM, false), |n| (n.swarm_id, n.active));
                 if node.swarm_id != swarm {
                     changed.push((node.index, node.swarm_id, swarm));
                 }
@@ -850,7 +856,11 @@ impl Devnet {
             let swarm = listed.swarm_id;
             views.spawn(async move {
                 let view = net::node_view(&client, &node).await;
-                let agrees = view.as_ref().ok().and_then(|v| v.find(&node.pubkey_ed25519)).is_some_and(|n| n.swarm_id == swarm);
+                let agrees = view
+                    .as_ref()
+                    .ok()
+                    .and_then(|v| v.find(&node.pubkey_ed25519))
+                    .is_some_and(|n| n.swarm_id == swarm);
                 (node.index, agrees)
             });
         }
@@ -877,7 +887,12 @@ impl Devnet {
         use std::fmt::Write as _;
         let st = self.state()?;
         let mut out = String::new();
-        let _ = writeln!(out, "registry  {}  (pubkey {}…)", st.registry_url, st.registry.pubkey.get(..16).unwrap_or(""));
+        let _ = writeln!(
+            out,
+            "registry  {}  (pubkey {}…)",
+            st.registry_url,
+            st.registry.pubkey.get(..16).unwrap_or("")
+        );
         let swarms = self.swarms()?;
         for swarm in &swarms {
             let _ = writeln!(out, "swarm {:016x}  {} nodes", swarm.id, swarm.nodes.len());
@@ -924,7 +939,9 @@ impl Devnet {
         let mut stops = tokio::task::JoinSet::new();
         for node in &st.nodes {
             let child = self.children.remove(&Role::Node(node.index));
-            let p = node.process().or_else(|| child.as_ref().map(|c| ProcessId { pid: c.id(), start_ticks: None }));
+            let p = node
+                .process()
+                .or_else(|| child.as_ref().map(|c| ProcessId { pid: c.id(), start_ticks: None }));
             if let Some(p) = p {
                 let k = node.index;
                 stops.spawn(async move { (k, p, process::stop(p, child, grace).await) });
@@ -941,9 +958,15 @@ impl Devnet {
                 }
             }
         }
-        self.say(&format!("{stopped} nodes stopped"));
+        if stopped > 0 {
+            self.say(&format!("{stopped} nodes stopped"));
+        }
         let child = self.children.remove(&Role::Registry);
-        if let Some(p) = st.registry.process.or_else(|| child.as_ref().map(|c| ProcessId { pid: c.id(), start_ticks: None })) {
+        if let Some(p) = st
+            .registry
+            .process
+            .or_else(|| child.as_ref().map(|c| ProcessId { pid: c.id(), start_ticks: None }))
+        {
             if process::stop(p, child, grace).await == process::Stopped::Stuck {
                 stuck.push(format!("registry (pid {})", p.pid));
             } else {
@@ -1011,7 +1034,8 @@ struct Readiness {
 }
 
 fn create_dir(dir: &Path) -> Result<(), DevnetError> {
-    std::fs::create_dir_all(dir).map_err(|source| DevnetError::Io { what: format!("creating {}", dir.display()), source })
+    std::fs::create_dir_all(dir)
+        .map_err(|source| DevnetError::Io { what: format!("creating {}", dir.display()), source })
 }
 
 /// Appends a node (next index, its address, a free port on it) to the state; returns its index.
@@ -1045,12 +1069,16 @@ fn free_port(address: Ipv4Addr, taken: &[SocketAddr]) -> Result<u16, DevnetError
             what: format!("finding a free port on {address} (on macOS, alias it with `ifconfig lo0 alias {address}`, or use --single-ip)"),
             source,
         })?;
-        let addr = listener.local_addr().map_err(|source| DevnetError::Io { what: "local_addr".into(), source })?;
+        let addr =
+            listener.local_addr().map_err(|source| DevnetError::Io { what: "local_addr".into(), source })?;
         if !taken.contains(&SocketAddr::from((address, addr.port()))) {
             return Ok(addr.port());
         }
     }
-    Err(DevnetError::Io { what: format!("finding a free port on {address}"), source: std::io::ErrorKind::AddrInUse.into() })
+    Err(DevnetError::Io {
+        what: format!("finding a free port on {address}"),
+        source: std::io::ErrorKind::AddrInUse.into(),
+    })
 }
 
 /// `session-node listening on URL ed25519=HEX x25519=HEX` → the two keys.

@@ -8,20 +8,23 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use session_devnet::{Binaries, Devnet, DevnetError, DevnetOptions, NO_SWARM, Progress, Timing, net, process, state};
+use session_devnet::{
+    Binaries, Devnet, DevnetError, DevnetOptions, NO_SWARM, Progress, Timing, net, process, state,
+};
 
 /// Command line.
 #[derive(Debug, Parser)]
 #[command(name = "session-devnet", version, about = "A whole Session network on this machine")]
 struct Cli {
-    /// The devnet directory (state file `devnet.json`, data and logs).
-    #[arg(long, global = true, value_name = "DIR", env = "SESSION_DEVNET_DIR", default_value = "devnet")]
-    dir: PathBuf,
-    /// The `session-registry` binary (default: next to this executable).
-    #[arg(long, global = true, value_name = "PATH", env = session_devnet::REGISTRY_BIN_ENV)]
+    /// The devnet directory (state file `devnet.json`, data and logs) [default: $SESSION_DEVNET_DIR,
+    /// or `devnet`].
+    #[arg(long, global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The `session-registry` binary [default: $SESSION_REGISTRY_BIN, or next to this executable].
+    #[arg(long, global = true, value_name = "PATH")]
     registry_bin: Option<PathBuf>,
-    /// The `session-node` binary (default: next to this executable).
-    #[arg(long, global = true, value_name = "PATH", env = session_devnet::NODE_BIN_ENV)]
+    /// The `session-node` binary [default: $SESSION_NODE_BIN, or next to this executable].
+    #[arg(long, global = true, value_name = "PATH")]
     node_bin: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -67,9 +70,10 @@ struct UpArgs {
     /// How long to wait for every node to be in a swarm, seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 180)]
     ready_timeout: u64,
-    /// `RUST_LOG` for the registry and the nodes (their logs are in DIR).
-    #[arg(long, value_name = "FILTER", env = "SESSION_DEVNET_LOG", default_value = "info")]
-    log_filter: String,
+    /// `RUST_LOG` for the registry and the nodes (their logs are in DIR) [default:
+    /// $SESSION_DEVNET_LOG, or `info`].
+    #[arg(long, value_name = "FILTER")]
+    log_filter: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,7 +100,10 @@ enum NodeAction {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.dir = Some(cli.dir.take().unwrap_or_else(|| {
+        std::env::var_os("SESSION_DEVNET_DIR").map_or_else(|| PathBuf::from("devnet"), PathBuf::from)
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -113,13 +120,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// The devnet directory (set in `main`).
+fn dir(cli: &Cli) -> &std::path::Path {
+    cli.dir.as_deref().unwrap_or(std::path::Path::new("devnet"))
+}
+
 fn binaries(cli: &Cli) -> Result<Option<Binaries>, DevnetError> {
     if cli.registry_bin.is_none() && cli.node_bin.is_none() {
         return Ok(None);
     }
-    let located = if cli.registry_bin.is_some() && cli.node_bin.is_some() { None } else { Some(Binaries::locate()?) };
+    let located =
+        if cli.registry_bin.is_some() && cli.node_bin.is_some() { None } else { Some(Binaries::locate()?) };
     Ok(Some(Binaries {
-        registry: cli.registry_bin.clone().or_else(|| located.as_ref().map(|b| b.registry.clone())).unwrap_or_default(),
+        registry: cli
+            .registry_bin
+            .clone()
+            .or_else(|| located.as_ref().map(|b| b.registry.clone()))
+            .unwrap_or_default(),
         node: cli.node_bin.clone().or_else(|| located.as_ref().map(|b| b.node.clone())).unwrap_or_default(),
     }))
 }
@@ -130,7 +147,7 @@ async fn run(cli: Cli) -> Result<(), DevnetError> {
         Command::Up(args) => up(&cli, args, bins).await,
         Command::Status { json } => status(&cli, *json).await,
         Command::Node { action } => {
-            let mut devnet = Devnet::attach(&cli.dir, bins)?;
+            let mut devnet = Devnet::attach(dir(&cli), bins)?;
             match action {
                 NodeAction::Stop { k } => {
                     devnet.stop_node(*k).await?;
@@ -163,7 +180,7 @@ async fn up(cli: &Cli, args: &UpArgs, bins: Option<Binaries>) -> Result<(), Devn
     let mut term = signal(SignalKind::terminate()).map_err(sig_err)?;
     let mut int = signal(SignalKind::interrupt()).map_err(sig_err)?;
 
-    let mut options = DevnetOptions::new(&cli.dir, args.nodes);
+    let mut options = DevnetOptions::new(dir(cli), args.nodes);
     options.tls = args.tls;
     options.single_ip = args.single_ip;
     options.timing = Timing {
@@ -172,7 +189,9 @@ async fn up(cli: &Cli, args: &UpArgs, bins: Option<Binaries>) -> Result<(), Devn
         ..Timing::default()
     };
     options.binaries = bins;
-    options.log_filter = args.log_filter.clone();
+    if let Some(filter) = &args.log_filter {
+        options.log_filter = filter.clone();
+    }
     options.progress = Progress::Stdout;
     let ready_timeout = Duration::from_secs(args.ready_timeout);
 
@@ -200,7 +219,7 @@ async fn up(cli: &Cli, args: &UpArgs, bins: Option<Binaries>) -> Result<(), Devn
             );
         }
         Some(Err(e @ DevnetError::NotReady { .. })) => {
-            println!("warning: {e}; running anyway (see the logs in {})", cli.dir.display());
+            println!("warning: {e}; running anyway (see the logs in {})", dir(cli).display());
             let _ = devnet.refresh().await;
         }
         Some(Err(e)) => {
@@ -210,8 +229,10 @@ async fn up(cli: &Cli, args: &UpArgs, bins: Option<Binaries>) -> Result<(), Devn
         }
     }
     println!("{}", devnet.summary()?);
-    println!("running; Ctrl-C (or `session-devnet down --dir {}`) stops it", cli.dir.display());
+    println!("running; Ctrl-C (or `session-devnet down --dir {}`) stops it", dir(cli).display());
 
+    let mut seen: std::collections::HashMap<usize, u64> =
+        devnet.nodes()?.iter().map(|n| (n.index, n.swarm_id)).collect();
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -221,9 +242,13 @@ async fn up(cli: &Cli, args: &UpArgs, bins: Option<Binaries>) -> Result<(), Devn
                     Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
                     Err(e) => println!("warning: {e}"),
                 }
-                if let Ok(changes) = devnet.refresh().await {
-                    for (k, old, new) in changes {
-                        match (old, new) {
+                // Compared with what this process saw last (other commands refresh the file too).
+                if devnet.refresh().await.is_ok() && let Ok(nodes) = devnet.nodes() {
+                    for node in nodes {
+                        let k = node.index;
+                        let old = seen.insert(k, node.swarm_id).unwrap_or(NO_SWARM);
+                        match (old, node.swarm_id) {
+                            (o, s) if o == s => {}
                             (_, NO_SWARM) => println!("node {k} left its swarm"),
                             (NO_SWARM, s) => println!("node {k} joined swarm {s:016x}"),
                             (o, s) => println!("node {k} moved from swarm {o:016x} to {s:016x}"),
@@ -235,12 +260,12 @@ async fn up(cli: &Cli, args: &UpArgs, bins: Option<Binaries>) -> Result<(), Devn
     }
     println!("shutting down");
     devnet.down().await?;
-    println!("devnet stopped; data kept in {}", cli.dir.display());
+    println!("devnet stopped; data kept in {}", dir(cli).display());
     Ok(())
 }
 
 async fn status(cli: &Cli, as_json: bool) -> Result<(), DevnetError> {
-    let st = state::read(&cli.dir)?;
+    let st = state::read(dir(cli))?;
     let client = net::client(Duration::from_secs(3));
     let listing = net::registry_nodes(&client, &st.registry_url).await;
     let mut probes = tokio::task::JoinSet::new();
@@ -285,7 +310,7 @@ async fn status(cli: &Cli, as_json: bool) -> Result<(), DevnetError> {
         .collect();
     if as_json {
         let out = json!({
-            "dir": cli.dir,
+            "dir": dir(cli),
             "supervisor_pid": supervisor.map(|p| p.pid),
             "registry_url": st.registry_url,
             "registry_pubkey": st.registry.pubkey,
@@ -299,7 +324,7 @@ async fn status(cli: &Cli, as_json: bool) -> Result<(), DevnetError> {
     }
     println!(
         "devnet {}: {}",
-        cli.dir.display(),
+        dir(cli).display(),
         supervisor.map_or("no `up` process".into(), |p| format!("up (pid {})", p.pid))
     );
     match &listing {
@@ -312,12 +337,15 @@ async fn status(cli: &Cli, as_json: bool) -> Result<(), DevnetError> {
         ),
         Err(e) => println!("registry {} unreachable: {e}", st.registry_url),
     }
-    println!("{:<5} {:<22} {:<8} {:<8} {:<10} {:<15} swarm", "node", "address", "pid", "process", "answers", "registry");
+    println!(
+        "{:<5} {:<22} {:<8} {:<8} {:<10} {:<15} swarm",
+        "node", "address", "pid", "process", "answers", "registry"
+    );
     for row in &rows {
         let swarm = row["swarm_id"].as_u64().unwrap_or(NO_SWARM);
         println!(
             "{:<5} {:<22} {:<8} {:<8} {:<10} {:<15} {}",
-            row["index"],
+            row["index"].as_u64().unwrap_or(0),
             format!("{}:{}", row["address"].as_str().unwrap_or(""), row["storage_port"]),
             row["pid"].as_u64().map_or("-".into(), |p| p.to_string()),
             if row["running"] == true { "running" } else { "stopped" },
@@ -334,18 +362,20 @@ async fn status(cli: &Cli, as_json: bool) -> Result<(), DevnetError> {
 }
 
 async fn down(cli: &Cli) -> Result<(), DevnetError> {
-    let st = state::read(&cli.dir)?;
+    let st = state::read(dir(cli))?;
     if let Some(sup) = st.supervisor.filter(|p| process::is_alive(*p) && p.pid != std::process::id()) {
         println!("stopping the devnet's `up` process (pid {})", sup.pid);
         // It stops every node (10 s grace each, in parallel) and the registry.
         match process::stop(sup, None, Duration::from_secs(60)).await {
             process::Stopped::Killed => println!("it did not stop in time and was killed"),
-            process::Stopped::Stuck => return Err(DevnetError::Stuck(format!("session-devnet up (pid {})", sup.pid))),
+            process::Stopped::Stuck => {
+                return Err(DevnetError::Stuck(format!("session-devnet up (pid {})", sup.pid)));
+            }
             _ => {}
         }
     }
     // Whatever is left (the `up` process was gone or killed): stop by pid.
-    Devnet::attach(&cli.dir, None)?.down().await?;
-    println!("devnet {} is down; data kept", cli.dir.display());
+    Devnet::attach(dir(cli), None)?.down().await?;
+    println!("devnet {} is down; data kept", dir(cli).display());
     Ok(())
 }

@@ -88,7 +88,10 @@ async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> Result<
 }
 
 fn parse_listing(url: &str, result: &Value) -> Result<NodeListing, DevnetError> {
-    let bad = |what: &str| DevnetError::Http { url: url.to_string(), message: format!("get_service_nodes: {what}") };
+    let bad = |what: &str| DevnetError::Http {
+        url: url.to_string(),
+        message: format!("get_service_nodes: {what}"),
+    };
     let nodes = result.get("service_node_states").cloned().ok_or_else(|| bad("no service_node_states"))?;
     let nodes: Vec<ListedNode> = serde_json::from_value(nodes).map_err(|e| bad(&e.to_string()))?;
     Ok(NodeListing {
@@ -99,7 +102,10 @@ fn parse_listing(url: &str, result: &Value) -> Result<NodeListing, DevnetError> 
 }
 
 /// The registry's `get_service_nodes` (every node, decommissioned ones included).
-pub async fn registry_nodes(client: &reqwest::Client, registry_url: &str) -> Result<NodeListing, DevnetError> {
+pub async fn registry_nodes(
+    client: &reqwest::Client,
+    registry_url: &str,
+) -> Result<NodeListing, DevnetError> {
     let url = format!("{registry_url}/json_rpc");
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "get_service_nodes", "params": {}});
     let reply = post_json(client, &url, &body).await?;

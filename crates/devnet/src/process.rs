@@ -42,8 +42,7 @@ pub fn spawn_logged(
     if let Some(parent) = log.parent() {
         std::fs::create_dir_all(parent).map_err(|e| io("creating the directory of", e))?;
     }
-    let mut file =
-        OpenOptions::new().create(true).append(true).open(log).map_err(|e| io("opening", e))?;
+    let mut file = OpenOptions::new().create(true).append(true).open(log).map_err(|e| io("opening", e))?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     writeln!(file, "--- session-devnet: starting {} (unix time {now}) ---", program.display())
         .map_err(|e| io("writing", e))?;
@@ -250,7 +249,9 @@ mod tests {
             vec!["-c".into(), "echo \"log line $RUST_LOG\"; echo ready now; exec sleep 60".into()];
         let mut spawned = spawn_logged(Path::new("/bin/sh"), &script, &log, "debug").unwrap();
         let line =
-            wait_for_line(&mut spawned.child, &log, spawned.log_offset, "ready", Duration::from_secs(20)).await.unwrap();
+            wait_for_line(&mut spawned.child, &log, spawned.log_offset, "ready", Duration::from_secs(20))
+                .await
+                .unwrap();
         assert_eq!(line, "ready now", "the line of this run, not the old one");
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains("log line debug"), "{text}");
@@ -258,7 +259,10 @@ mod tests {
         assert!(is_alive(spawned.process));
         if have_proc() {
             assert!(spawned.process.start_ticks.is_some());
-            let recycled = ProcessId { pid: spawned.process.pid, start_ticks: spawned.process.start_ticks.map(|t| t + 1) };
+            let recycled = ProcessId {
+                pid: spawned.process.pid,
+                start_ticks: spawned.process.start_ticks.map(|t| t + 1),
+            };
             assert!(!is_alive(recycled), "another start time is another process");
         }
         let process = spawned.process;
@@ -271,18 +275,22 @@ mod tests {
     async fn sigkill_after_grace_and_exit_before_line() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("p.log");
-        let stubborn: Vec<OsString> = vec!["-c".into(), "trap '' TERM; echo up; while true; do sleep 1; done".into()];
+        let stubborn: Vec<OsString> =
+            vec!["-c".into(), "trap '' TERM; echo up; while true; do sleep 1; done".into()];
         let mut spawned = spawn_logged(Path::new("/bin/sh"), &stubborn, &log, "info").unwrap();
-        wait_for_line(&mut spawned.child, &log, spawned.log_offset, "up", Duration::from_secs(20)).await.unwrap();
+        wait_for_line(&mut spawned.child, &log, spawned.log_offset, "up", Duration::from_secs(20))
+            .await
+            .unwrap();
         let process = spawned.process;
         assert_eq!(stop(process, Some(spawned.child), Duration::from_millis(500)).await, Stopped::Killed);
         assert!(!is_alive(process));
 
         let failing: Vec<OsString> = vec!["-c".into(), "echo bad flag >&2; exit 2".into()];
         let mut spawned = spawn_logged(Path::new("/bin/sh"), &failing, &log, "info").unwrap();
-        let err = wait_for_line(&mut spawned.child, &log, spawned.log_offset, "never", Duration::from_secs(20))
-            .await
-            .unwrap_err();
+        let err =
+            wait_for_line(&mut spawned.child, &log, spawned.log_offset, "never", Duration::from_secs(20))
+                .await
+                .unwrap_err();
         match err {
             DevnetError::Exited { tail, .. } => assert!(tail.contains("bad flag"), "{tail}"),
             other => panic!("expected Exited, got {other}"),

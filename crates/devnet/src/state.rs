@@ -157,7 +157,9 @@ impl DevnetState {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(DevnetError::Io { what: format!("reading {}", path.display()), source }),
+            Err(source) => {
+                return Err(DevnetError::Io { what: format!("reading {}", path.display()), source });
+            }
         };
         serde_json::from_str(&text)
             .map(Some)
@@ -216,7 +218,8 @@ impl StateLock {
             .write(true)
             .open(&path)
             .map_err(|source| DevnetError::Io { what: format!("opening {}", path.display()), source })?;
-        file.lock().map_err(|source| DevnetError::Io { what: format!("locking {}", path.display()), source })?;
+        file.lock()
+            .map_err(|source| DevnetError::Io { what: format!("locking {}", path.display()), source })?;
         Ok(Self { file })
     }
 }
@@ -298,7 +301,9 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(dir.path().join(STATE_FILE)).unwrap()).unwrap();
         assert_eq!(json["registry_url"], "http://127.0.0.1:4000");
         let node = &json["nodes"][1];
-        for field in ["index", "address", "storage_port", "pubkey_ed25519", "pubkey_x25519", "swarm_id", "pid"] {
+        for field in
+            ["index", "address", "storage_port", "pubkey_ed25519", "pubkey_x25519", "swarm_id", "pid"]
+        {
             assert!(node.get(field).is_some(), "field {field} in {node}");
         }
         assert_eq!(node["address"], "127.0.0.3");

@@ -151,7 +151,10 @@ async fn six_nodes_form_swarms_then_stop_start_and_add() {
     // Start it again: back in a swarm with the same key, at the same address.
     devnet.start_node(2).await.unwrap();
     let again = devnet.node(2).unwrap();
-    assert_eq!((again.pubkey_ed25519.as_str(), again.listen()), (node.pubkey_ed25519.as_str(), node.listen()));
+    assert_eq!(
+        (again.pubkey_ed25519.as_str(), again.listen()),
+        (node.pubkey_ed25519.as_str(), node.listen())
+    );
     assert!(devnet.start_node(2).await.is_err(), "already running");
     devnet.wait_until_ready(WAIT).await.unwrap();
     assert_file_matches_registry(&devnet).await;
@@ -205,7 +208,8 @@ impl Account {
 
     /// Stores `data` in the public inbox (namespace 0, no signature needed).
     async fn store(&self, devnet: &Devnet, node: &NodeEntry, data: &[u8]) {
-        let params = json!({"pubkey": self.hex(), "timestamp": now_ms(), "ttl": 3_600_000, "data": B64.encode(data)});
+        let params =
+            json!({"pubkey": self.hex(), "timestamp": now_ms(), "ttl": 3_600_000, "data": B64.encode(data)});
         let reply = net::node_rpc(devnet.client(), node, "store", params).await.unwrap();
         assert!(reply.get("hash").is_some() || reply.get("swarm").is_some(), "store reply {reply}");
     }
@@ -289,7 +293,11 @@ fn cli(dir: &Path, args: &[&str]) -> String {
     }
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "session-devnet {args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "session-devnet {args:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -323,7 +331,11 @@ async fn the_command_line_up_status_node_and_down() {
     assert_eq!(status["supervisor_pid"], up.id());
     let nodes = status["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 5);
-    assert!(nodes.iter().all(|n| n["running"] == true && n["reachable"] == true && n["registry_state"] == "active"));
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["running"] == true && n["reachable"] == true && n["registry_state"] == "active")
+    );
     let table = cli(&net, &["status"]);
     assert!(table.contains("127.0.0.6:") && table.contains("active"), "{table}");
 
@@ -332,7 +344,8 @@ async fn the_command_line_up_status_node_and_down() {
     wait_for("node 1 decommissioned", || async {
         let status: Value = serde_json::from_str(&cli(&net, &["status", "--json"])).ok()?;
         let n = &status["nodes"][1];
-        (n["running"] == false && n["registry_state"] == "decommissioned" && n["swarm_id"] == NO_SWARM).then_some(())
+        (n["running"] == false && n["registry_state"] == "decommissioned" && n["swarm_id"] == NO_SWARM)
+            .then_some(())
     })
     .await;
     cli(&net, &["node", "start", "1", "--wait"]);
