@@ -264,8 +264,23 @@ async fn up(cli: &Cli, args: &UpArgs, bins: Option<Binaries>) -> Result<(), Devn
     Ok(())
 }
 
+/// `writeln!` into a `String`.
+macro_rules! outln {
+    ($buf:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($buf, $($arg)*);
+    }};
+}
+
+/// Writes `text` to stdout; a closed pipe (`status | head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 async fn status(cli: &Cli, as_json: bool) -> Result<(), DevnetError> {
     let st = state::read(dir(cli))?;
+    let mut text = String::new();
     let client = net::client(Duration::from_secs(3));
     let listing = net::registry_nodes(&client, &st.registry_url).await;
     let mut probes = tokio::task::JoinSet::new();
@@ -319,31 +334,41 @@ async fn status(cli: &Cli, as_json: bool) -> Result<(), DevnetError> {
             "height": listing.as_ref().ok().map(|l| l.height),
             "nodes": rows,
         });
-        println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialize"));
+        outln!(text, "{}", serde_json::to_string_pretty(&out).expect("JSON values serialize"));
+        emit(&text);
         return Ok(());
     }
-    println!(
+    outln!(
+        text,
         "devnet {}: {}",
         dir(cli).display(),
         supervisor.map_or("no `up` process".into(), |p| format!("up (pid {})", p.pid))
     );
     match &listing {
-        Ok(l) => println!(
+        Ok(l) => outln!(
+            text,
             "registry {} (pid {}) epoch {} pubkey {}…",
             st.registry_url,
             st.registry.process.map_or("-".into(), |p| p.pid.to_string()),
             l.height,
             st.registry.pubkey.get(..16).unwrap_or("")
         ),
-        Err(e) => println!("registry {} unreachable: {e}", st.registry_url),
+        Err(e) => outln!(text, "registry {} unreachable: {e}", st.registry_url),
     }
-    println!(
+    outln!(
+        text,
         "{:<5} {:<22} {:<8} {:<8} {:<10} {:<15} swarm",
-        "node", "address", "pid", "process", "answers", "registry"
+        "node",
+        "address",
+        "pid",
+        "process",
+        "answers",
+        "registry"
     );
     for row in &rows {
         let swarm = row["swarm_id"].as_u64().unwrap_or(NO_SWARM);
-        println!(
+        outln!(
+            text,
             "{:<5} {:<22} {:<8} {:<8} {:<10} {:<15} {}",
             row["index"].as_u64().unwrap_or(0),
             format!("{}:{}", row["address"].as_str().unwrap_or(""), row["storage_port"]),
@@ -358,6 +383,7 @@ async fn status(cli: &Cli, as_json: bool) -> Result<(), DevnetError> {
             if swarm == NO_SWARM { "-".into() } else { format!("{swarm:016x}") }
         );
     }
+    emit(&text);
     Ok(())
 }
 

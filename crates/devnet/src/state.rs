@@ -236,6 +236,9 @@ pub fn update<T>(
     dir: &Path,
     change: impl FnOnce(&mut DevnetState) -> Result<T, DevnetError>,
 ) -> Result<T, DevnetError> {
+    if !dir.join(STATE_FILE).exists() {
+        return Err(DevnetError::NoDevnet(dir.to_path_buf()));
+    }
     let _lock = StateLock::acquire(dir)?;
     let mut state = DevnetState::load(dir)?.ok_or_else(|| DevnetError::NoDevnet(dir.to_path_buf()))?;
     let out = change(&mut state)?;
@@ -245,6 +248,9 @@ pub fn update<T>(
 
 /// Reads the state file under the lock; fails with [`DevnetError::NoDevnet`] when there is none.
 pub fn read(dir: &Path) -> Result<DevnetState, DevnetError> {
+    if !dir.join(STATE_FILE).exists() {
+        return Err(DevnetError::NoDevnet(dir.to_path_buf()));
+    }
     let _lock = StateLock::acquire(dir)?;
     DevnetState::load(dir)?.ok_or_else(|| DevnetError::NoDevnet(dir.to_path_buf()))
 }
@@ -292,6 +298,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(DevnetState::load(dir.path()).unwrap().is_none());
         assert!(matches!(read(dir.path()), Err(DevnetError::NoDevnet(_))));
+        assert!(matches!(read(&dir.path().join("absent")), Err(DevnetError::NoDevnet(_))));
         let state = sample(dir.path());
         state.save(dir.path()).unwrap();
         assert_eq!(DevnetState::load(dir.path()).unwrap().unwrap(), state);
