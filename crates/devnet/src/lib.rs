@@ -194,6 +194,40 @@ impl Binaries {
     }
 }
 
+/// The file name under which the `session-devnet` executable runs the node it was built with.
+pub const EMBEDDED_NODE: &str = "session-node";
+/// The file name under which the `session-devnet` executable runs the registry it was built with.
+pub const EMBEDDED_REGISTRY: &str = "session-registry";
+
+impl Binaries {
+    /// The node and registry built into the running `session-devnet` executable: links
+    /// `dir/bin/session-node` and `dir/bin/session-registry` to it (replacing older links), and
+    /// the executable runs as whichever name it was started under. Only meaningful when the
+    /// running executable is `session-devnet`.
+    pub fn embedded(dir: &Path) -> Result<Self, DevnetError> {
+        let exe = std::env::current_exe()
+            .map_err(|source| DevnetError::Io { what: "finding the running executable".into(), source })?;
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin)
+            .map_err(|source| DevnetError::Io { what: format!("creating {}", bin.display()), source })?;
+        let link = |name: &str| -> Result<PathBuf, DevnetError> {
+            let path = bin.join(name);
+            let io = |source| DevnetError::Io {
+                what: format!("linking {} to {}", path.display(), exe.display()),
+                source,
+            };
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+            std::os::unix::fs::symlink(&exe, &path).map_err(io)?;
+            Ok(path)
+        };
+        Ok(Self { registry: link(EMBEDDED_REGISTRY)?, node: link(EMBEDDED_NODE)? })
+    }
+}
+
 /// Where progress lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Progress {

@@ -20,10 +20,10 @@ struct Cli {
     /// or `devnet`].
     #[arg(long, global = true, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// The `session-registry` binary [default: $SESSION_REGISTRY_BIN, or next to this executable].
+    /// The `session-registry` binary [default: $SESSION_REGISTRY_BIN, or the one built into this executable].
     #[arg(long, global = true, value_name = "PATH")]
     registry_bin: Option<PathBuf>,
-    /// The `session-node` binary [default: $SESSION_NODE_BIN, or next to this executable].
+    /// The `session-node` binary [default: $SESSION_NODE_BIN, or the one built into this executable].
     #[arg(long, global = true, value_name = "PATH")]
     node_bin: Option<PathBuf>,
     #[command(subcommand)]
@@ -100,6 +100,17 @@ enum NodeAction {
 }
 
 fn main() -> ExitCode {
+    // One executable, three programs: started through the `DIR/bin/session-node` or
+    // `DIR/bin/session-registry` link (see `Binaries::embedded`), this is that program.
+    let invoked_as = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    match invoked_as.as_deref() {
+        Some(session_devnet::EMBEDDED_NODE) => return session_node::run_cli(),
+        Some(session_devnet::EMBEDDED_REGISTRY) => return session_registry::run_cli(),
+        _ => {}
+    }
     let mut cli = Cli::parse();
     cli.dir = Some(cli.dir.take().unwrap_or_else(|| {
         std::env::var_os("SESSION_DEVNET_DIR").map_or_else(|| PathBuf::from("devnet"), PathBuf::from)
@@ -125,9 +136,14 @@ fn dir(cli: &Cli) -> &std::path::Path {
     cli.dir.as_deref().unwrap_or(std::path::Path::new("devnet"))
 }
 
+/// The programs to run: `--registry-bin` / `--node-bin`, else `$SESSION_REGISTRY_BIN` /
+/// `$SESSION_NODE_BIN`, else the node and registry built into this executable (so that
+/// `cargo run -p session-devnet -- up` runs the code it was built from).
 fn binaries(cli: &Cli) -> Result<Option<Binaries>, DevnetError> {
     if cli.registry_bin.is_none() && cli.node_bin.is_none() {
-        return Ok(None);
+        let env_set = std::env::var_os(session_devnet::REGISTRY_BIN_ENV).is_some()
+            || std::env::var_os(session_devnet::NODE_BIN_ENV).is_some();
+        return if env_set { Binaries::locate().map(Some) } else { Binaries::embedded(dir(cli)).map(Some) };
     }
     let located =
         if cli.registry_bin.is_some() && cli.node_bin.is_some() { None } else { Some(Binaries::locate()?) };
@@ -142,12 +158,11 @@ fn binaries(cli: &Cli) -> Result<Option<Binaries>, DevnetError> {
 }
 
 async fn run(cli: Cli) -> Result<(), DevnetError> {
-    let bins = binaries(&cli)?;
     match &cli.command {
-        Command::Up(args) => up(&cli, args, bins).await,
+        Command::Up(args) => up(&cli, args, binaries(&cli)?).await,
         Command::Status { json } => status(&cli, *json).await,
         Command::Node { action } => {
-            let mut devnet = Devnet::attach(dir(&cli), bins)?;
+            let mut devnet = Devnet::attach(dir(&cli), binaries(&cli)?)?;
             match action {
                 NodeAction::Stop { k } => {
                     devnet.stop_node(*k).await?;

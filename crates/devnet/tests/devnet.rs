@@ -277,8 +277,9 @@ fn cli(dir: &Path, args: &[&str]) -> String {
         .args(args)
         .arg("--dir")
         .arg(dir)
-        .env("SESSION_REGISTRY_BIN", binaries().registry)
-        .env("SESSION_NODE_BIN", binaries().node)
+        // The command line runs the node and registry built into itself.
+        .env_remove("SESSION_REGISTRY_BIN")
+        .env_remove("SESSION_NODE_BIN")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -309,8 +310,9 @@ async fn the_command_line_up_status_node_and_down() {
     let mut up = Command::new(env!("CARGO_BIN_EXE_session-devnet"))
         .args(["up", "--nodes", "5", "--heartbeat", "1", "--decommission-after", "5", "--dir"])
         .arg(dir.path().join("net"))
-        .env("SESSION_REGISTRY_BIN", binaries().registry)
-        .env("SESSION_NODE_BIN", binaries().node)
+        // The command line runs the node and registry built into itself.
+        .env_remove("SESSION_REGISTRY_BIN")
+        .env_remove("SESSION_NODE_BIN")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -326,6 +328,11 @@ async fn the_command_line_up_status_node_and_down() {
     let printed = out();
     assert!(printed.contains("in swarms") && printed.contains("5/5 nodes registered"), "{printed}");
     assert!(printed.contains("registry  http://127.0.0.1:"), "{printed}");
+    let devnet_exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_session-devnet")).unwrap();
+    for program in ["session-node", "session-registry"] {
+        let target = std::fs::canonicalize(net.join("bin").join(program)).unwrap();
+        assert_eq!(target, devnet_exe, "{program} runs from the session-devnet executable");
+    }
 
     let status: Value = serde_json::from_str(&cli(&net, &["status", "--json"])).unwrap();
     assert_eq!(status["supervisor_pid"], up.id());

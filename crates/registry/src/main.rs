@@ -2,37 +2,6 @@
 //! registry until SIGTERM/SIGINT. Prints `session-registry listening on URL pubkey=HEX` on stdout
 //! once it serves.
 
-use clap::Parser as _;
-use session_registry::config::Cli;
-
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = match Cli::parse().into_config() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("session-registry: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("session-registry: starting the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(session_registry::run(config)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("session-registry: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    session_registry::run_cli()
 }
