@@ -86,7 +86,10 @@ async fn bootstrap_store_retrieve_and_the_other_methods() {
 
         // Store in the public inbox (namespace 0) and in a signed namespace; retrieve both.
         let key = random_key();
-        let inbox = network.store(&key, &StoreRequest::new(Namespace(0), b"hello inbox".to_vec(), TTL)).await.unwrap();
+        let inbox = network
+            .store(&key, &StoreRequest::new(Namespace(0), b"hello inbox".to_vec(), TTL))
+            .await
+            .unwrap();
         assert_eq!(inbox.hash, MessageHash::compute(&account_bytes(&key), Namespace(0), b"hello inbox"));
         assert!(inbox.stored_on >= 1);
         let config_msg =
@@ -100,7 +103,8 @@ async fn bootstrap_store_retrieve_and_the_other_methods() {
         assert_eq!(got.messages.iter().map(|m| m.hash).collect::<Vec<_>>(), vec![config_msg.hash]);
 
         // Paging with last_hash and max_count.
-        let second = network.store(&key, &StoreRequest::new(Namespace(0), b"second".to_vec(), TTL)).await.unwrap();
+        let second =
+            network.store(&key, &StoreRequest::new(Namespace(0), b"second".to_vec(), TTL)).await.unwrap();
         let mut page = RetrieveRequest::new(Namespace(0));
         page.max_count = Some(1);
         let first_page = network.retrieve(&key, &page).await.unwrap();
@@ -110,7 +114,10 @@ async fn bootstrap_store_retrieve_and_the_other_methods() {
         // A message for someone else, stored without their key, read with it.
         let recipient = random_key();
         let sent = network
-            .store_unsigned(&recipient.session_id(), &StoreRequest::new(Namespace(0), b"for you".to_vec(), TTL))
+            .store_unsigned(
+                &recipient.session_id(),
+                &StoreRequest::new(Namespace(0), b"for you".to_vec(), TTL),
+            )
             .await
             .unwrap();
         let got = network.retrieve(&recipient, &RetrieveRequest::new(Namespace(0))).await.unwrap();
@@ -136,7 +143,9 @@ async fn bootstrap_store_retrieve_and_the_other_methods() {
         assert_eq!(got.messages.iter().map(|m| m.hash).collect::<Vec<_>>(), vec![second.hash]);
         let all = network.delete_all(&key, NamespaceSelector::All).await.unwrap();
         assert_eq!(all.deleted, BTreeSet::from([second.hash, config_msg.hash]));
-        assert!(network.retrieve(&key, &RetrieveRequest::new(Namespace(2))).await.unwrap().messages.is_empty());
+        assert!(
+            network.retrieve(&key, &RetrieveRequest::new(Namespace(2))).await.unwrap().messages.is_empty()
+        );
 
         // Another account cannot delete this account's messages.
         let other = random_key();
@@ -146,7 +155,8 @@ async fn bootstrap_store_retrieve_and_the_other_methods() {
         // get_swarm agrees with the locally computed swarm.
         let id = key.session_id();
         let local: BTreeSet<_> = network.swarm_of(&id).unwrap().into_iter().map(|n| n.ed25519).collect();
-        let remote: BTreeSet<_> = network.get_swarm(&id).await.unwrap().into_iter().map(|n| n.ed25519).collect();
+        let remote: BTreeSet<_> =
+            network.get_swarm(&id).await.unwrap().into_iter().map(|n| n.ed25519).collect();
         assert_eq!(local, remote);
 
         // The pool refreshed through nodes (3 asked, intersection) is the same list.
@@ -179,8 +189,10 @@ async fn clock_offset_and_aes_gcm_layers() {
             let network = Network::bootstrap(c).await.unwrap();
             assert_eq!(network.stats().registry_fetches, 0, "the imported pool is used");
             let key = random_key();
-            let stored =
-                network.store(&key, &StoreRequest::new(Namespace(3), b"contacts".to_vec(), TTL)).await.unwrap();
+            let stored = network
+                .store(&key, &StoreRequest::new(Namespace(3), b"contacts".to_vec(), TTL))
+                .await
+                .unwrap();
             let got = network.retrieve(&key, &RetrieveRequest::new(Namespace(3))).await.unwrap();
             assert_eq!(got.messages.iter().map(|m| m.hash).collect::<Vec<_>>(), vec![stored.hash]);
             assert!(network.stats().clock_resyncs >= 1, "skew {skew_ms}: {:?}", network.stats());
@@ -189,13 +201,19 @@ async fn clock_offset_and_aes_gcm_layers() {
             assert!(error.abs() < 30_000, "offset {} for skew {skew_ms}", network.time_offset_ms());
         }
 
-        // aes-gcm layers instead of xchacha20.
+        // aes-gcm layers instead of xchacha20; and a pool that does not know the nodes serve
+        // plain HTTP (HTTPS is tried first, then HTTP).
+        let mut pool = pool;
+        for node in &mut pool.nodes {
+            node.tls = None;
+        }
         let mut c = config(&devnet);
         c.pool = Some(pool);
         c.enc_type = EncType::AesGcm;
         let network = Network::bootstrap(c).await.unwrap();
         let key = random_key();
-        let stored = network.store(&key, &StoreRequest::new(Namespace(0), b"gcm".to_vec(), TTL)).await.unwrap();
+        let stored =
+            network.store(&key, &StoreRequest::new(Namespace(0), b"gcm".to_vec(), TTL)).await.unwrap();
         let got = network.retrieve(&key, &RetrieveRequest::new(Namespace(0))).await.unwrap();
         assert_eq!(got.messages[0].hash, stored.hash);
         assert_eq!(got.messages[0].data, b"gcm");
@@ -277,12 +295,14 @@ async fn a_stale_pool_is_corrected_after_wrong_swarm_replies() {
         }
         network.import_pool(stale);
         let key = random_key();
-        let stored = network.store(&key, &StoreRequest::new(Namespace(0), b"found".to_vec(), TTL)).await.unwrap();
+        let stored =
+            network.store(&key, &StoreRequest::new(Namespace(0), b"found".to_vec(), TTL)).await.unwrap();
         let stats = network.stats();
         assert_eq!(stats.wrong_swarm_replies, 2, "{stats:?}");
         assert_eq!(stats.pool_refreshes, 1, "{stats:?}");
         // The refreshed pool is the real assignment.
-        let mut now: Vec<_> = network.pool_snapshot().nodes.into_iter().map(|n| (n.ed25519, n.swarm_id)).collect();
+        let mut now: Vec<_> =
+            network.pool_snapshot().nodes.into_iter().map(|n| (n.ed25519, n.swarm_id)).collect();
         let mut real: Vec<_> = fresh.nodes.iter().map(|n| (n.ed25519, n.swarm_id)).collect();
         now.sort();
         real.sort();
@@ -292,7 +312,94 @@ async fn a_stale_pool_is_corrected_after_wrong_swarm_replies() {
 
         // A blinded id has no swarm.
         let blinded = SessionId::new(session_protocol::IdPrefix::Blinded25, [7; 32]);
-        assert_eq!(network.swarm_of(&blinded).unwrap_err(), NetworkError::UnsupportedAccount { prefix: 0x25 });
+        assert_eq!(
+            network.swarm_of(&blinded).unwrap_err(),
+            NetworkError::UnsupportedAccount { prefix: 0x25 }
+        );
+        devnet.down().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_the_network_does_not_know_are_marked_bad() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let devnet = Devnet::up(options(dir.path(), 6, 10.0)).await.unwrap();
+        let base = Network::bootstrap(config(&devnet)).await.unwrap();
+        let mut pool = base.pool_snapshot();
+        let swarm = pool.nodes[0].swarm_id;
+        // Three nodes no real node knows, in the same swarm, on addresses where nothing listens:
+        // as a guard they refuse connections, as a later hop or destination the previous hop
+        // answers "Next node not found".
+        let fakes: Vec<[u8; 32]> = (0..3u8)
+            .map(|i| {
+                let fake = random_key();
+                let mut node = pool.nodes[0].clone();
+                node.ed25519 = fake.ed25519_public();
+                node.x25519 = *fake.x25519_public();
+                node.ip = std::net::Ipv4Addr::new(127, 0, 0, 200 + i);
+                node.swarm_id = swarm;
+                pool.nodes.push(node);
+                fake.ed25519_public()
+            })
+            .collect();
+        let mut c = config(&devnet);
+        c.pool = Some(pool);
+        let network = Network::bootstrap(c).await.unwrap();
+        let key = random_key();
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let data = format!("round {rounds}").into_bytes();
+            let stored = network.store(&key, &StoreRequest::new(Namespace(0), data, TTL)).await.unwrap();
+            let got = network.retrieve(&key, &RetrieveRequest::new(Namespace(0))).await.unwrap();
+            assert!(got.messages.iter().any(|m| m.hash == stored.hash));
+            let failures = network.pool_snapshot().failures;
+            if fakes.iter().all(|ed| failures.get(&hex::encode(ed)).is_some_and(|&n| n >= 3)) {
+                break;
+            }
+            assert!(
+                rounds < 40,
+                "after {rounds} rounds the unknown nodes are not all excluded: {failures:?}"
+            );
+        }
+        // The paths now hold real nodes only.
+        for path in network.paths() {
+            assert!(path.iter().all(|n| !fakes.contains(&n.ed25519)));
+        }
+        devnet.down().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_nodes_with_self_signed_certificates() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = options(dir.path(), 5, 10.0);
+        o.tls = true;
+        let devnet = Devnet::up(o).await.unwrap();
+        let network = Network::bootstrap(config(&devnet)).await.unwrap();
+        let pool = network.pool_snapshot();
+        assert!(pool.nodes.iter().all(|n| n.tls == Some(true)), "the registry says the nodes serve HTTPS");
+        let key = random_key();
+        let stored =
+            network.store(&key, &StoreRequest::new(Namespace(0), b"tls".to_vec(), TTL)).await.unwrap();
+        let got = network.retrieve(&key, &RetrieveRequest::new(Namespace(0))).await.unwrap();
+        assert_eq!(got.messages[0].hash, stored.hash);
+
+        // A pool that does not know the scheme (as from nodes, which do not publish it): HTTPS
+        // is tried first.
+        let mut unknown = pool.clone();
+        for node in &mut unknown.nodes {
+            node.tls = None;
+        }
+        let mut c = config(&devnet);
+        c.pool = Some(unknown);
+        let network = Network::bootstrap(c).await.unwrap();
+        let got = network.retrieve(&key, &RetrieveRequest::new(Namespace(0))).await.unwrap();
+        assert_eq!(got.messages[0].hash, stored.hash);
         devnet.down().await.unwrap();
     })
     .await;

@@ -121,7 +121,11 @@ pub struct ExpireResult {
 
 impl Network {
     /// Stores a message in the account's own swarm, signed when the namespace needs it.
-    pub async fn store(&self, key: &IdentityKey, message: &StoreRequest) -> Result<StoreResult, NetworkError> {
+    pub async fn store(
+        &self,
+        key: &IdentityKey,
+        message: &StoreRequest,
+    ) -> Result<StoreResult, NetworkError> {
         self.store_inner(&own_account(key), Some(key), message).await
     }
 
@@ -139,12 +143,17 @@ impl Network {
     }
 
     /// Retrieves messages of the account's namespace (signed).
-    pub async fn retrieve(&self, key: &IdentityKey, request: &RetrieveRequest) -> Result<Retrieved, NetworkError> {
+    pub async fn retrieve(
+        &self,
+        key: &IdentityKey,
+        request: &RetrieveRequest,
+    ) -> Result<Retrieved, NetworkError> {
         let account = own_account(key);
         let pubkey = hex::encode(account);
         let ed = hex::encode(key.ed25519_public());
         let build = |now: u64| {
-            let signature = SignableRequest::Retrieve { namespace: request.namespace, timestamp: now }.sign(key);
+            let signature =
+                SignableRequest::Retrieve { namespace: request.namespace, timestamp: now }.sign(key);
             let mut p = json!({"pubkey": pubkey, "timestamp": now, "signature": B64.encode(signature),
                 "pubkey_ed25519": ed});
             if !request.namespace.is_default() {
@@ -166,14 +175,16 @@ impl Network {
     }
 
     /// Deletes messages of the account by hash (any namespace).
-    pub async fn delete(&self, key: &IdentityKey, hashes: &[MessageHash]) -> Result<DeleteResult, NetworkError> {
+    pub async fn delete(
+        &self,
+        key: &IdentityKey,
+        hashes: &[MessageHash],
+    ) -> Result<DeleteResult, NetworkError> {
         let account = own_account(key);
         let (pubkey, ed) = (hex::encode(account), hex::encode(key.ed25519_public()));
         let list: Vec<&str> = hashes.iter().map(MessageHash::as_str).collect();
         let signature = B64.encode(SignableRequest::Delete { messages: hashes }.sign(key));
-        let build = |_now: u64| {
-            json!({"pubkey": pubkey, "messages": list, "signature": signature, "pubkey_ed25519": ed})
-        };
+        let build = |_now: u64| json!({"pubkey": pubkey, "messages": list, "signature": signature, "pubkey_ed25519": ed});
         let body = self.swarm_request(&account, "delete", &build).await?;
         let (results, failed_on) = swarm_results(&body)?;
         let mut deleted = BTreeSet::new();
@@ -243,7 +254,12 @@ impl Network {
         };
         let body = self.swarm_request(&account, "expire", &build).await?;
         let (results, failed_on) = swarm_results(&body)?;
-        let mut out = ExpireResult { updated: BTreeMap::new(), unchanged: BTreeMap::new(), answered: results.len(), failed_on };
+        let mut out = ExpireResult {
+            updated: BTreeMap::new(),
+            unchanged: BTreeMap::new(),
+            answered: results.len(),
+            failed_on,
+        };
         for result in &results {
             let applied = result.get("expiry").and_then(Value::as_u64).unwrap_or(expiry_ms);
             for hash in hash_list(result.get("updated"))? {
@@ -252,7 +268,8 @@ impl Network {
             if let Some(Value::Object(map)) = result.get("unchanged") {
                 for (hash, expiry) in map {
                     let hash = parse_hash(hash)?;
-                    let expiry = expiry.as_u64().ok_or_else(|| invalid("unchanged expiry is not a number"))?;
+                    let expiry =
+                        expiry.as_u64().ok_or_else(|| invalid("unchanged expiry is not a number"))?;
                     out.unchanged.insert(hash, expiry);
                 }
             }
@@ -322,7 +339,8 @@ impl Network {
                 p["namespace"] = json!(message.namespace.0);
             }
             if let Some(key) = signer {
-                let signature = SignableRequest::Store { namespace: message.namespace, sig_timestamp: now }.sign(key);
+                let signature =
+                    SignableRequest::Store { namespace: message.namespace, sig_timestamp: now }.sign(key);
                 p["sig_timestamp"] = json!(now);
                 p["signature"] = json!(B64.encode(signature));
                 p["pubkey_ed25519"] = json!(hex::encode(key.ed25519_public()));
@@ -403,7 +421,9 @@ fn parse_retrieved(body: &Value) -> Result<Retrieved, NetworkError> {
     };
     let mut messages = Vec::with_capacity(items.len());
     for item in items {
-        let hash = parse_hash(item.get("hash").and_then(Value::as_str).ok_or_else(|| invalid("message without hash"))?)?;
+        let hash = parse_hash(
+            item.get("hash").and_then(Value::as_str).ok_or_else(|| invalid("message without hash"))?,
+        )?;
         let number = |name: &str| item.get(name).and_then(Value::as_u64);
         let timestamp_ms = number("timestamp").ok_or_else(|| invalid("message without timestamp"))?;
         let expiry_ms = number("expiration")
@@ -450,7 +470,10 @@ mod tests {
             "data": B64.encode(b"hi")}], "more": true, "t": 1});
         let r = parse_retrieved(&body).unwrap();
         assert!(r.more);
-        assert_eq!(r.messages, vec![RetrievedMessage { hash, timestamp_ms: 5, expiry_ms: 9, data: b"hi".to_vec() }]);
+        assert_eq!(
+            r.messages,
+            vec![RetrievedMessage { hash, timestamp_ms: 5, expiry_ms: 9, data: b"hi".to_vec() }]
+        );
         let mut bad = body.clone();
         bad["messages"][0]["data"] = json!("***");
         assert!(parse_retrieved(&bad).is_err());

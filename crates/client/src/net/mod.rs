@@ -25,7 +25,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use session_protocol::onion::{Destination, EncType, FinalOptions, RequestSpec, build_request_random};
 
-pub use api::{DeleteResult, ExpireResult, RetrieveRequest, Retrieved, RetrievedMessage, StoreRequest, StoreResult};
+pub use api::{
+    DeleteResult, ExpireResult, RetrieveRequest, Retrieved, RetrievedMessage, StoreRequest, StoreResult,
+};
 pub use error::NetworkError;
 pub use path::{OnionPath, PathSet};
 pub use pool::{NodePool, PoolSnapshot, ServiceNode};
@@ -372,8 +374,9 @@ impl Network {
                 },
                 hop_no: None,
             };
-            let request = build_request_random(&spec, &mut rng)
-                .map_err(|e| SendError::Fatal(NetworkError::Config(format!("cannot build onion request: {e}"))))?;
+            let request = build_request_random(&spec, &mut rng).map_err(|e| {
+                SendError::Fatal(NetworkError::Config(format!("cannot build onion request: {e}")))
+            })?;
             (path, request)
         };
         self.inner.stats.onion_requests.fetch_add(1, Ordering::Relaxed);
@@ -392,7 +395,8 @@ impl Network {
                 Err(SendError::Path(format!("via guard {}: {e}", guard.short())))
             }
             Ok((200, body)) => {
-                let inner = request.response.decrypt_body(&body).ok().and_then(|plain| InnerReply::parse(&plain));
+                let inner =
+                    request.response.decrypt_body(&body).ok().and_then(|plain| InnerReply::parse(&plain));
                 match inner {
                     Some(inner) => {
                         paths.record_success(path.id);
@@ -411,14 +415,19 @@ impl Network {
                 let fault = classify_path_reply(status, &body);
                 let mut rng = rand::rng();
                 match fault {
-                    PathFault::NotFound(node) | PathFault::Unreachable(node) if node == destination.ed25519 => {
+                    PathFault::NotFound(node) | PathFault::Unreachable(node)
+                        if node == destination.ed25519 =>
+                    {
                         match fault {
                             PathFault::NotFound(_) => pool.mark_bad(&node),
                             _ => {
                                 pool.record_failure(&node);
                             }
                         }
-                        Err(SendError::Destination(format!("node {} unreachable ({status})", destination.short())))
+                        Err(SendError::Destination(format!(
+                            "node {} unreachable ({status})",
+                            destination.short()
+                        )))
                     }
                     PathFault::NotFound(node) => {
                         paths.node_not_found(&path, &node, pool, &mut rng);
@@ -525,7 +534,8 @@ impl Network {
                     }
                     status => {
                         // 429, 5xx: this node cannot serve the request now; try another member.
-                        last_error = format!("node {} answered {status}: {}", destination.short(), reply.reason());
+                        last_error =
+                            format!("node {} answered {status}: {}", destination.short(), reply.reason());
                         if status != 429 {
                             self.state().pool.record_failure(&destination.ed25519);
                         }
@@ -581,7 +591,8 @@ impl Network {
 
 /// `get_service_nodes` parameters: active nodes only, the fields the pool needs.
 fn service_node_params() -> Value {
-    let fields: serde_json::Map<String, Value> = NODE_FIELDS.iter().map(|f| ((*f).to_owned(), json!(true))).collect();
+    let fields: serde_json::Map<String, Value> =
+        NODE_FIELDS.iter().map(|f| ((*f).to_owned(), json!(true))).collect();
     json!({"active_only": true, "fields": fields})
 }
 
@@ -593,4 +604,42 @@ fn rpc_body(method: &str, params: &Value) -> Vec<u8> {
 fn shuffle<T>(items: &mut [T]) {
     use rand::seq::SliceRandom as _;
     items.shuffle(&mut rand::rng());
+}
+
+#[cfg(test)]
+mod tests {
+    use session_protocol::IdentityKey;
+
+    use super::*;
+
+    fn assert_send<T: Send>(_: T) {}
+
+    /// The request futures can be spawned on a multi-threaded runtime (never run).
+    #[allow(dead_code)]
+    fn futures_are_send(
+        network: &Network,
+        key: &IdentityKey,
+        message: &StoreRequest,
+        request: &RetrieveRequest,
+    ) {
+        assert_send(network.store(key, message));
+        assert_send(network.retrieve(key, request));
+        assert_send(network.refresh_pool());
+        assert_send(Network::bootstrap(NetworkConfig::new(["http://127.0.0.1:1"])));
+    }
+
+    #[tokio::test]
+    async fn bootstrap_needs_a_registry_or_a_pool() {
+        let err = Network::bootstrap(NetworkConfig::new(Vec::<String>::new())).await.unwrap_err();
+        assert!(matches!(err, NetworkError::Config(_)));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_registry_is_a_bootstrap_error() {
+        // Port 1 on loopback: nothing listens.
+        let mut config = NetworkConfig::new(["http://127.0.0.1:1"]);
+        config.request_timeout = Duration::from_secs(5);
+        let err = Network::bootstrap(config).await.unwrap_err();
+        assert!(matches!(err, NetworkError::Bootstrap(_)), "{err}");
+    }
 }

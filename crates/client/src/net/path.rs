@@ -73,7 +73,9 @@ pub fn select_path<R: rand::Rng + ?Sized>(
         if path.len() == PATH_LEN {
             break;
         }
-        if path.iter().any(|hop| conflicts(hop, node, relaxed)) || avoid.is_some_and(|d| conflicts(node, d, relaxed)) {
+        if path.iter().any(|hop| conflicts(hop, node, relaxed))
+            || avoid.is_some_and(|d| conflicts(node, d, relaxed))
+        {
             continue;
         }
         path.push(node.clone());
@@ -271,7 +273,13 @@ impl PathSet {
 
     // ---- internals ----
 
-    fn node_failed<R: rand::Rng + ?Sized>(&mut self, path: &OnionPath, node: &[u8; 32], pool: &NodePool, rng: &mut R) {
+    fn node_failed<R: rand::Rng + ?Sized>(
+        &mut self,
+        path: &OnionPath,
+        node: &[u8; 32],
+        pool: &NodePool,
+        rng: &mut R,
+    ) {
         if &path.guard().ed25519 == node {
             self.drop_path(path.id, true);
         } else if path.nodes.iter().any(|n| &n.ed25519 == node) {

@@ -102,7 +102,11 @@ pub fn intersect(lists: &[Vec<ServiceNode>]) -> Vec<ServiceNode> {
         return Vec::new();
     };
     let same = |a: &ServiceNode, b: &ServiceNode| {
-        a.ed25519 == b.ed25519 && a.x25519 == b.x25519 && a.ip == b.ip && a.port == b.port && a.swarm_id == b.swarm_id
+        a.ed25519 == b.ed25519
+            && a.x25519 == b.x25519
+            && a.ip == b.ip
+            && a.port == b.port
+            && a.swarm_id == b.swarm_id
     };
     let mut out = Vec::new();
     'nodes: for node in first {

@@ -68,7 +68,9 @@ impl Transport {
             Some(true) => self.post(&url("https"), body).await,
             Some(false) => self.post(&url("http"), body).await,
             None => match self.post(&url("https"), body.clone()).await {
-                Err(TransportError::Connect(_) | TransportError::Other(_)) => self.post(&url("http"), body).await,
+                Err(TransportError::Connect(_) | TransportError::Other(_)) => {
+                    self.post(&url("http"), body).await
+                }
                 other => other,
             },
         }
