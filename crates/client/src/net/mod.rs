@@ -494,22 +494,25 @@ impl Network {
                 continue;
             };
             let body = rpc_body(method, &params(self.network_time_ms()));
+            let mut failed = false;
             match self.onion_request(&destination, &body).await {
-                Ok(reply) => match reply.status {
-                    200..=299 => {
+                Ok(reply) => match reply_action(reply.status, wrong_swarm, clock_synced) {
+                    ReplyAction::Done => {
                         self.observe_time(&reply.body);
                         return Ok(reply.body);
                     }
-                    421 => {
+                    action @ (ReplyAction::OtherMember
+                    | ReplyAction::RefreshPool
+                    | ReplyAction::GiveUpWrongSwarm) => {
                         self.inner.stats.wrong_swarm_replies.fetch_add(1, Ordering::Relaxed);
                         self.observe_time(&reply.body);
                         wrong_swarm += 1;
                         tracing::debug!(node = %destination.short(), "421: node is not in the account's swarm");
-                        match wrong_swarm {
-                            1 => {
+                        match action {
+                            ReplyAction::OtherMember => {
                                 tried.insert(destination.ed25519);
                             }
-                            2 => {
+                            ReplyAction::RefreshPool => {
                                 if let Err(e) = self.refresh_pool().await {
                                     tracing::debug!(error = %e, "pool refresh after 421 failed");
                                 }
@@ -518,10 +521,7 @@ impl Network {
                             _ => return Err(NetworkError::WrongSwarm),
                         }
                     }
-                    406 | 425 => {
-                        if clock_synced {
-                            return Err(NetworkError::ClockOutOfSync);
-                        }
+                    ReplyAction::ResyncClock => {
                         clock_synced = true;
                         if !self.sync_clock(&destination).await {
                             return Err(NetworkError::ClockOutOfSync);
@@ -529,34 +529,41 @@ impl Network {
                         // The resync does not count as an attempt.
                         attempt -= 1;
                     }
-                    400 | 401 | 403 | 404 | 413 => {
+                    ReplyAction::GiveUpClock => return Err(NetworkError::ClockOutOfSync),
+                    ReplyAction::Reject => {
                         return Err(NetworkError::Rejected { status: reply.status, reason: reply.reason() });
                     }
-                    status => {
-                        // 429, 5xx: this node cannot serve the request now; try another member.
-                        last_error =
-                            format!("node {} answered {status}: {}", destination.short(), reply.reason());
-                        if status != 429 {
+                    action @ (ReplyAction::Busy | ReplyAction::MemberFailed) => {
+                        last_error = format!(
+                            "node {} answered {}: {}",
+                            destination.short(),
+                            reply.status,
+                            reply.reason()
+                        );
+                        if action == ReplyAction::MemberFailed {
                             self.state().pool.record_failure(&destination.ed25519);
                         }
                         tried.insert(destination.ed25519);
-                        failures += 1;
+                        failed = true;
                     }
                 },
                 Err(SendError::Fatal(e)) => return Err(e),
                 Err(SendError::Destination(e)) => {
                     last_error = e;
                     tried.insert(destination.ed25519);
-                    failures += 1;
+                    failed = true;
                 }
                 Err(SendError::Path(e)) => {
                     last_error = e;
-                    failures += 1;
+                    failed = true;
                 }
             }
-            if failures > 0 && attempt < max_attempts {
-                self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(path::retry_delay(failures - 1)).await;
+            if failed {
+                failures += 1;
+                if attempt < max_attempts {
+                    self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(path::retry_delay(failures - 1)).await;
+                }
             }
         }
         Err(NetworkError::AllNodesFailed { attempts: attempt, last: last_error })
@@ -586,6 +593,47 @@ impl Network {
             }
             None => false,
         }
+    }
+}
+
+/// What to do with the RPC status a swarm member answered (network §7.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplyAction {
+    /// 2xx: done.
+    Done,
+    /// A first 421: try another member of the cached swarm.
+    OtherMember,
+    /// A second 421: refresh the pool, recompute the swarm and retry.
+    RefreshPool,
+    /// A third 421: give up.
+    GiveUpWrongSwarm,
+    /// A first 406/425: take the network time from the node and retry.
+    ResyncClock,
+    /// 406/425 after a resync: give up.
+    GiveUpClock,
+    /// 400, 401, 403, 404, 413: the request itself is refused; the caller gets it, nothing is
+    /// blamed.
+    Reject,
+    /// 429: the member is busy; try another without blaming it.
+    Busy,
+    /// 5xx and anything else: the member failed; it gets a failure and another is tried.
+    MemberFailed,
+}
+
+/// The decision for an RPC status, given the 421s seen before and whether the clock was resynced.
+fn reply_action(status: u16, wrong_swarm_before: u32, clock_synced: bool) -> ReplyAction {
+    match status {
+        200..=299 => ReplyAction::Done,
+        421 => match wrong_swarm_before {
+            0 => ReplyAction::OtherMember,
+            1 => ReplyAction::RefreshPool,
+            _ => ReplyAction::GiveUpWrongSwarm,
+        },
+        406 | 425 if clock_synced => ReplyAction::GiveUpClock,
+        406 | 425 => ReplyAction::ResyncClock,
+        400 | 401 | 403 | 404 | 413 => ReplyAction::Reject,
+        429 => ReplyAction::Busy,
+        _ => ReplyAction::MemberFailed,
     }
 }
 
@@ -626,6 +674,25 @@ mod tests {
         assert_send(network.retrieve(key, request));
         assert_send(network.refresh_pool());
         assert_send(Network::bootstrap(NetworkConfig::new(["http://127.0.0.1:1"])));
+    }
+
+    #[test]
+    fn reply_statuses_map_to_the_documented_actions() {
+        use ReplyAction::*;
+        assert_eq!(reply_action(200, 0, false), Done);
+        assert_eq!(reply_action(421, 0, false), OtherMember);
+        assert_eq!(reply_action(421, 1, false), RefreshPool);
+        assert_eq!(reply_action(421, 2, false), GiveUpWrongSwarm);
+        assert_eq!(reply_action(406, 0, false), ResyncClock);
+        assert_eq!(reply_action(425, 0, false), ResyncClock);
+        assert_eq!(reply_action(406, 0, true), GiveUpClock);
+        for status in [400, 401, 403, 404, 413] {
+            assert_eq!(reply_action(status, 0, false), Reject);
+        }
+        assert_eq!(reply_action(429, 0, false), Busy);
+        for status in [500, 502, 503, 504, 418] {
+            assert_eq!(reply_action(status, 0, false), MemberFailed);
+        }
     }
 
     #[tokio::test]
