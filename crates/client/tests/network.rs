@@ -177,8 +177,12 @@ async fn clock_offset_and_aes_gcm_layers() {
     bounded(async {
         let dir = tempfile::tempdir().unwrap();
         let devnet = Devnet::up(options(dir.path(), 5, 10.0)).await.unwrap();
-        let base = Network::bootstrap(config(&devnet)).await.unwrap();
+        // A dead registry beside the real one: the answer of the live one is used.
+        let mut c = config(&devnet);
+        c.registry_urls.insert(0, "http://127.0.0.1:1".into());
+        let base = Network::bootstrap(c).await.unwrap();
         let pool: PoolSnapshot = base.pool_snapshot();
+        assert_eq!(pool.nodes.len(), 5);
 
         // A local clock five minutes ahead, then five minutes behind: the first signed request
         // gets a 406, the client takes the nodes' time and the request succeeds.

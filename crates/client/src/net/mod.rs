@@ -49,7 +49,7 @@ const NODE_FIELDS: [&str; 7] =
 #[derive(Debug, Clone)]
 pub struct NetworkConfig {
     /// Registry base URLs (e.g. `http://127.0.0.1:40123`); their `/json_rpc` serves
-    /// `get_n_service_nodes`. Tried in random order; the first good answer wins.
+    /// `get_n_service_nodes`. All are asked at once; the first usable answer wins.
     pub registry_urls: Vec<String>,
     /// A pool stored earlier ([`Network::pool_snapshot`]); used instead of asking a registry at
     /// start when it is not empty.
@@ -287,19 +287,29 @@ impl Network {
     }
 
     async fn fetch_from_registry_locked(&self) -> Result<(), NetworkError> {
-        let mut urls = self.inner.config.registry_urls.clone();
+        let urls = self.inner.config.registry_urls.clone();
         if urls.is_empty() {
             return Err(NetworkError::Config("no registry URL configured".into()));
         }
-        shuffle(&mut urls);
         let request = json!({"jsonrpc": "2.0", "id": 0, "method": "get_n_service_nodes",
             "params": service_node_params()});
+        // Every registry at once; the first usable answer wins (network §8.1).
+        let mut asks = tokio::task::JoinSet::new();
+        for url in urls {
+            let (transport, request) = (self.inner.transport.clone(), request.clone());
+            asks.spawn(async move {
+                let endpoint = format!("{}/json_rpc", url.trim_end_matches('/'));
+                let reply = transport.post_json(&endpoint, &request).await;
+                (url, reply)
+            });
+        }
         let mut errors = Vec::new();
-        for url in &urls {
-            let endpoint = format!("{}/json_rpc", url.trim_end_matches('/'));
-            match self.inner.transport.post_json(&endpoint, &request).await {
+        while let Some(joined) = asks.join_next().await {
+            let Ok((url, reply)) = joined else { continue };
+            match reply {
                 Ok(reply) => match reply.get("result").and_then(pool::parse_service_node_states) {
                     Some(nodes) if !nodes.is_empty() => {
+                        asks.abort_all();
                         self.inner.stats.registry_fetches.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(nodes = nodes.len(), "node list from a registry");
                         let now = self.inner.clock.local_now_ms();
