@@ -207,20 +207,29 @@ async fn clock_offset_and_aes_gcm_layers() {
 
         // aes-gcm layers instead of xchacha20; and a pool that does not know the nodes serve
         // plain HTTP (HTTPS is tried first, then HTTP).
+        // The pool is also three hours old: it is refreshed through the nodes before the first
+        // request.
         let mut pool = pool;
         for node in &mut pool.nodes {
             node.tls = None;
         }
+        pool.refreshed_at_ms -= 3 * 3600 * 1000;
         let mut c = config(&devnet);
         c.pool = Some(pool);
         c.enc_type = EncType::AesGcm;
         let network = Network::bootstrap(c).await.unwrap();
+        assert_eq!(network.stats().pool_refreshes, 1);
+        assert_eq!(network.stats().registry_fetches, 0);
         let key = random_key();
         let stored =
             network.store(&key, &StoreRequest::new(Namespace(0), b"gcm".to_vec(), TTL)).await.unwrap();
         let got = network.retrieve(&key, &RetrieveRequest::new(Namespace(0))).await.unwrap();
         assert_eq!(got.messages[0].hash, stored.hash);
         assert_eq!(got.messages[0].data, b"gcm");
+        // The guards' scheme was learnt; the refresh time is new.
+        let snapshot = network.pool_snapshot();
+        assert!(snapshot.nodes.iter().any(|n| n.tls == Some(false)));
+        assert!(snapshot.refreshed_at_ms > network.network_time_ms() - 3600 * 1000);
 
         devnet.down().await.unwrap();
     })

@@ -222,6 +222,19 @@ impl Network {
     /// than `min_pool_size`, the list is taken from a registry instead (if one is configured).
     pub async fn refresh_pool(&self) -> Result<(), NetworkError> {
         let _one_at_a_time = self.inner.refresh.lock().await;
+        self.refresh_pool_locked().await
+    }
+
+    /// Takes the node list from a registry (clearing failure counts).
+    pub async fn fetch_from_registry(&self) -> Result<(), NetworkError> {
+        let _one_at_a_time = self.inner.refresh.lock().await;
+        self.fetch_from_registry_locked().await
+    }
+
+    // ---- internals ----
+
+    /// [`Self::refresh_pool`] with the refresh lock held.
+    async fn refresh_pool_locked(&self) -> Result<(), NetworkError> {
         let sources: Vec<ServiceNode> = {
             let state = self.state();
             let mut usable = state.pool.usable();
@@ -273,14 +286,6 @@ impl Network {
         Err(NetworkError::AllNodesFailed { attempts: sources.len() as u32, last: last_error })
     }
 
-    /// Takes the node list from a registry (clearing failure counts).
-    pub async fn fetch_from_registry(&self) -> Result<(), NetworkError> {
-        let _one_at_a_time = self.inner.refresh.lock().await;
-        self.fetch_from_registry_locked().await
-    }
-
-    // ---- internals ----
-
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data; keep using it.
         self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -331,9 +336,14 @@ impl Network {
     async fn ensure_ready(&self) -> Result<(), NetworkError> {
         let now = self.inner.clock.local_now_ms();
         let max_age = u64::try_from(self.inner.config.pool_max_age.as_millis()).unwrap_or(u64::MAX);
-        let expired = self.state().pool.is_expired(now, max_age);
-        if expired && let Err(e) = self.refresh_pool().await {
-            tracing::debug!(error = %e, "node pool refresh failed; using the old list");
+        if self.state().pool.is_expired(now, max_age) {
+            let _one_at_a_time = self.inner.refresh.lock().await;
+            // Another request may have refreshed it while this one waited.
+            if self.state().pool.is_expired(now, max_age)
+                && let Err(e) = self.refresh_pool_locked().await
+            {
+                tracing::debug!(error = %e, "node pool refresh failed; using the old list");
+            }
         }
         let (usable, known) = {
             let state = self.state();
@@ -394,6 +404,13 @@ impl Network {
         let reply = self.inner.transport.post_node(&guard, "/onion_req/v2", request.body).await;
         let mut state = self.state();
         let State { pool, paths } = &mut *state;
+        if guard.tls.is_none()
+            && let Ok((_, _, tls)) = &reply
+        {
+            // Learnt the guard's scheme: no more HTTPS attempts on an HTTP node.
+            pool.set_tls(&guard.ed25519, *tls);
+            paths.set_tls(&guard.ed25519, *tls);
+        }
         match reply {
             Err(TransportError::Connect(e)) => {
                 tracing::debug!(guard = %guard.short(), error = %e, "guard unreachable");
@@ -404,7 +421,7 @@ impl Network {
                 paths.record_failure(&path, pool);
                 Err(SendError::Path(format!("via guard {}: {e}", guard.short())))
             }
-            Ok((200, body)) => {
+            Ok((200, body, _)) => {
                 let inner =
                     request.response.decrypt_body(&body).ok().and_then(|plain| InnerReply::parse(&plain));
                 match inner {
@@ -421,7 +438,7 @@ impl Network {
                     }
                 }
             }
-            Ok((status, body)) => {
+            Ok((status, body, _)) => {
                 let fault = classify_path_reply(status, &body);
                 let mut rng = rand::rng();
                 match fault {

@@ -271,6 +271,15 @@ impl PathSet {
         self.node_failed(path, node, pool, rng);
     }
 
+    /// Records whether a node serves HTTPS in the paths' copies of it.
+    pub fn set_tls(&mut self, ed25519: &[u8; 32], tls: bool) {
+        for node in self.paths.iter_mut().flat_map(|p| p.nodes.iter_mut()) {
+            if &node.ed25519 == ed25519 {
+                node.tls = Some(tls);
+            }
+        }
+    }
+
     // ---- internals ----
 
     fn node_failed<R: rand::Rng + ?Sized>(

@@ -240,6 +240,13 @@ impl NodePool {
         *count = (*count).max(NODE_FAILURE_LIMIT);
     }
 
+    /// Records whether a node serves HTTPS.
+    pub fn set_tls(&mut self, ed25519: &[u8; 32], tls: bool) {
+        if let Some(node) = self.nodes.iter_mut().find(|n| &n.ed25519 == ed25519) {
+            node.tls = Some(tls);
+        }
+    }
+
     /// A node answered: its failure count is cleared.
     pub fn record_success(&mut self, ed25519: &[u8; 32]) {
         self.failures.remove(ed25519);

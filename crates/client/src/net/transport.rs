@@ -56,22 +56,24 @@ impl Transport {
     }
 
     /// POSTs `body` to `path` on `node`: HTTPS or HTTP as the pool knows it; when unknown,
-    /// HTTPS first and then HTTP if that could not connect.
+    /// HTTPS first and then HTTP if that could not connect. Returns the status, the body and
+    /// whether HTTPS was used.
     pub(crate) async fn post_node(
         &self,
         node: &ServiceNode,
         path: &str,
         body: Vec<u8>,
-    ) -> Result<(u16, Vec<u8>), TransportError> {
+    ) -> Result<(u16, Vec<u8>, bool), TransportError> {
         let url = |scheme: &str| format!("{scheme}://{}:{}{path}", node.ip, node.port);
+        let with = |tls: bool| move |(status, body): (u16, Vec<u8>)| (status, body, tls);
         match node.tls {
-            Some(true) => self.post(&url("https"), body).await,
-            Some(false) => self.post(&url("http"), body).await,
+            Some(true) => self.post(&url("https"), body).await.map(with(true)),
+            Some(false) => self.post(&url("http"), body).await.map(with(false)),
             None => match self.post(&url("https"), body.clone()).await {
                 Err(TransportError::Connect(_) | TransportError::Other(_)) => {
-                    self.post(&url("http"), body).await
+                    self.post(&url("http"), body).await.map(with(false))
                 }
-                other => other,
+                other => other.map(with(true)),
             },
         }
     }
