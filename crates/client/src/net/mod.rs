@@ -9,6 +9,28 @@
 //!
 //! The typed storage methods (store, retrieve, delete, expire, get_expiries, delete_all,
 //! get_swarm) are in [`api`].
+//!
+//! Choices where the spec leaves room:
+//! - **Refresh through nodes** asks [`REFRESH_SOURCES`] random usable nodes (fewer when the pool
+//!   has fewer) and keeps the nodes every answer agrees on (same keys, address, port, swarm). At
+//!   least two answers are needed when two or more nodes could be asked. If fewer answer, or the
+//!   agreed list is below `min_pool_size` (and never below 4, a path plus a destination), the
+//!   list is taken from a registry instead; without a registry a non-empty agreed list is kept.
+//! - **Registry lists** replace the pool and clear failure counts; lists from nodes keep the
+//!   counts of nodes still listed. A registry is asked again when 3 or fewer nodes are usable,
+//!   or when every member of a swarm is excluded.
+//! - **Failures**: a guard that refuses the connection is marked bad at once (libsession does so
+//!   for a QUIC handshake timeout); `Next node unreachable: <key>` (this project's nodes, for a
+//!   next hop that is down) gives that node one failure and replaces it in the path, or, when it
+//!   is the destination, moves on to another swarm member; a reply that does not decrypt counts
+//!   as a path failure and is retried. A success clears the failure counts of the path and of
+//!   its nodes, so the limits count consecutive failures.
+//! - **Scheme**: nodes' own lists do not say whether a node serves HTTPS; a scheme learnt from a
+//!   registry is kept, and an unknown one is tried as HTTPS, then HTTP, and remembered.
+//! - **Time**: every reply with `t` sets the offset (no smoothing); a 406/425 triggers one `info`
+//!   request to the same node for its time and one retry with new timestamps and signatures.
+//! - **Recursive replies** are summed over the swarm members that did not fail; the members'
+//!   own signatures over their results are not checked yet.
 
 pub mod api;
 mod clock;
