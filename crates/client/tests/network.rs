@@ -91,7 +91,8 @@ async fn bootstrap_store_retrieve_and_the_other_methods() {
             .await
             .unwrap();
         assert_eq!(inbox.hash, MessageHash::compute(&account_bytes(&key), Namespace(0), b"hello inbox"));
-        assert!(inbox.stored_on >= 1);
+        // One swarm of six: every member stored it and signed its result.
+        assert_eq!((inbox.stored_on, inbox.failed_on), (6, 0));
         let config_msg =
             network.store(&key, &StoreRequest::new(Namespace(2), b"profile".to_vec(), TTL)).await.unwrap();
         let got = network.retrieve(&key, &RetrieveRequest::new(Namespace(0))).await.unwrap();
@@ -133,16 +134,19 @@ async fn bootstrap_store_retrieve_and_the_other_methods() {
         let shorter = expiries[&inbox.hash] - 600_000;
         let expired = network.expire(&key, &[inbox.hash], shorter, ExpireMode::Shorten).await.unwrap();
         assert_eq!(expired.updated.get(&inbox.hash), Some(&shorter));
+        assert_eq!((expired.answered, expired.failed_on), (6, 0));
         let expiries = network.get_expiries(&key, &[inbox.hash]).await.unwrap();
         assert_eq!(expiries[&inbox.hash], shorter);
 
         // Delete one, then everything.
         let deleted = network.delete(&key, &[inbox.hash]).await.unwrap();
         assert_eq!(deleted.deleted, BTreeSet::from([inbox.hash]));
+        assert_eq!((deleted.answered, deleted.failed_on), (6, 0));
         let got = network.retrieve(&key, &RetrieveRequest::new(Namespace(0))).await.unwrap();
         assert_eq!(got.messages.iter().map(|m| m.hash).collect::<Vec<_>>(), vec![second.hash]);
         let all = network.delete_all(&key, NamespaceSelector::All).await.unwrap();
         assert_eq!(all.deleted, BTreeSet::from([second.hash, config_msg.hash]));
+        assert_eq!((all.answered, all.failed_on), (6, 0));
         assert!(
             network.retrieve(&key, &RetrieveRequest::new(Namespace(2))).await.unwrap().messages.is_empty()
         );
@@ -264,6 +268,8 @@ async fn two_stopped_swarm_members_are_routed_around() {
             rounds += 1;
             let data = format!("round {rounds}").into_bytes();
             let r = network.store(&key, &StoreRequest::new(Namespace(0), data, TTL)).await.unwrap();
+            // The entry node reports the two stopped members as failed.
+            assert_eq!((r.stored_on, r.failed_on), (members.len() - 2, 2));
             stored.push(r.hash);
             let got = network.retrieve(&key, &RetrieveRequest::new(Namespace(0))).await.unwrap();
             let hashes: BTreeSet<_> = got.messages.iter().map(|m| m.hash).collect();

@@ -6,13 +6,15 @@
 //! time, taken again for every attempt.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
+use session_protocol::keys::verify_ed25519;
 use session_protocol::message_hash::{MessageHash, Namespace};
-use session_protocol::rpc_sign::{ExpireMode, NamespaceSelector, SignableRequest};
+use session_protocol::rpc_sign::{ExpireMode, NamespaceSelector, NodeResultToSign, SignableRequest};
 use session_protocol::{IdPrefix, IdentityKey, SessionId};
 
 use super::pool::{ServiceNode, parse_service_node_states};
@@ -46,9 +48,9 @@ pub struct StoreResult {
     /// The expiry the swarm stored (the latest reported; may be later than asked when the
     /// message was already stored with a later one).
     pub expiry_ms: Option<u64>,
-    /// Swarm members that stored it.
+    /// Swarm members that stored it (with a valid signature over the hash).
     pub stored_on: usize,
-    /// Swarm members that reported a failure.
+    /// Swarm members that reported a failure, or whose result did not verify.
     pub failed_on: usize,
 }
 
@@ -100,9 +102,9 @@ pub struct Retrieved {
 pub struct DeleteResult {
     /// Hashes some swarm member deleted (union over the members).
     pub deleted: BTreeSet<MessageHash>,
-    /// Swarm members that answered.
+    /// Swarm members that answered with a result signed by them.
     pub answered: usize,
-    /// Swarm members that reported a failure.
+    /// Swarm members that reported a failure, or whose result did not verify.
     pub failed_on: usize,
 }
 
@@ -113,9 +115,9 @@ pub struct ExpireResult {
     pub updated: BTreeMap<MessageHash, u64>,
     /// With shorten/extend: hashes left as they were, with their current expiry.
     pub unchanged: BTreeMap<MessageHash, u64>,
-    /// Swarm members that answered.
+    /// Swarm members that answered with a result signed by them.
     pub answered: usize,
-    /// Swarm members that reported a failure.
+    /// Swarm members that reported a failure, or whose result did not verify.
     pub failed_on: usize,
 }
 
@@ -186,7 +188,10 @@ impl Network {
         let signature = B64.encode(SignableRequest::Delete { messages: hashes }.sign(key));
         let build = |_now: u64| json!({"pubkey": pubkey, "messages": list, "signature": signature, "pubkey_ed25519": ed});
         let body = self.swarm_request(&account, "delete", &build).await?;
-        let (results, failed_on) = swarm_results(&body)?;
+        let (results, failed_on) = self.verified_results(&body, |result| {
+            let deleted = hash_list(result.get("deleted"))?;
+            Ok(NodeResultToSign::Delete { pubkey: &account, requested: hashes, deleted: &deleted }.message())
+        })?;
         let mut deleted = BTreeSet::new();
         for result in &results {
             deleted.extend(hash_list(result.get("deleted"))?);
@@ -202,7 +207,10 @@ impl Network {
     ) -> Result<DeleteResult, NetworkError> {
         let account = own_account(key);
         let (pubkey, ed) = (hex::encode(account), hex::encode(key.ed25519_public()));
+        // The timestamp of the last attempt (the one answered), which the nodes sign.
+        let sent_at = AtomicU64::new(0);
         let build = |now: u64| {
+            sent_at.store(now, Ordering::Relaxed);
             let signature = SignableRequest::DeleteAll { namespace, timestamp: now }.sign(key);
             let ns = match namespace {
                 NamespaceSelector::All => json!("all"),
@@ -212,17 +220,14 @@ impl Network {
                 "pubkey_ed25519": ed})
         };
         let body = self.swarm_request(&account, "delete_all", &build).await?;
-        let (results, failed_on) = swarm_results(&body)?;
+        let timestamp = sent_at.load(Ordering::Relaxed);
+        let (results, failed_on) = self.verified_results(&body, |result| {
+            let affected = all_deleted(result)?;
+            Ok(NodeResultToSign::Bulk { pubkey: &account, value: timestamp, affected: &affected }.message())
+        })?;
         let mut deleted = BTreeSet::new();
         for result in &results {
-            match result.get("deleted") {
-                Some(Value::Object(by_ns)) => {
-                    for list in by_ns.values() {
-                        deleted.extend(hash_list(Some(list))?);
-                    }
-                }
-                other => deleted.extend(hash_list(other)?),
-            }
+            deleted.extend(all_deleted(result)?);
         }
         Ok(DeleteResult { deleted, answered: results.len(), failed_on })
     }
@@ -253,7 +258,22 @@ impl Network {
             p
         };
         let body = self.swarm_request(&account, "expire", &build).await?;
-        let (results, failed_on) = swarm_results(&body)?;
+        let (results, failed_on) = self.verified_results(&body, |result| {
+            let applied = result
+                .get("expiry")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| invalid("expire result has no expiry"))?;
+            let updated = hash_list(result.get("updated"))?;
+            let unchanged: Vec<(MessageHash, u64)> = unchanged_map(result)?.into_iter().collect();
+            Ok(NodeResultToSign::Expire {
+                pubkey: &account,
+                applied: &[applied],
+                requested: hashes,
+                updated: &updated,
+                unchanged: &unchanged,
+            }
+            .message())
+        })?;
         let mut out = ExpireResult {
             updated: BTreeMap::new(),
             unchanged: BTreeMap::new(),
@@ -265,14 +285,7 @@ impl Network {
             for hash in hash_list(result.get("updated"))? {
                 out.updated.insert(hash, applied);
             }
-            if let Some(Value::Object(map)) = result.get("unchanged") {
-                for (hash, expiry) in map {
-                    let hash = parse_hash(hash)?;
-                    let expiry =
-                        expiry.as_u64().ok_or_else(|| invalid("unchanged expiry is not a number"))?;
-                    out.unchanged.insert(hash, expiry);
-                }
-            }
+            out.unchanged.extend(unchanged_map(result)?);
         }
         Ok(out)
     }
@@ -322,6 +335,33 @@ impl Network {
         Ok(members)
     }
 
+    /// The per-node results of a recursive reply whose signature verifies with the key of a node
+    /// the pool knows (`message` rebuilds what the node signed from its result). Results that do
+    /// not verify count as failed; when none verifies the reply is refused.
+    fn verified_results(
+        &self,
+        body: &Value,
+        message: impl Fn(&Value) -> Result<Vec<u8>, NetworkError>,
+    ) -> Result<(Vec<Value>, usize), NetworkError> {
+        let (results, mut failed) = swarm_results(body)?;
+        let mut verified = Vec::with_capacity(results.len());
+        for (node, result) in results {
+            let mut key = [0u8; 32];
+            let known =
+                hex::decode_to_slice(&node, &mut key).is_ok() && self.state().pool.node(&key).is_some();
+            if known && message(&result).is_ok_and(|m| signed_by(&key, &result, &m)) {
+                verified.push(result);
+            } else {
+                tracing::debug!(node = %node.get(..8).unwrap_or("?"), "a swarm member's result did not verify");
+                failed += 1;
+            }
+        }
+        if verified.is_empty() {
+            return Err(invalid("no swarm member's result carries a valid signature"));
+        }
+        Ok((verified, failed))
+    }
+
     async fn store_inner(
         &self,
         account: &[u8; 33],
@@ -349,7 +389,6 @@ impl Network {
         };
         let body = self.swarm_request(account, "store", &build).await?;
         let expected = MessageHash::compute(account, message.namespace, &message.data);
-        let (results, failed_on) = swarm_results(&body)?;
         let hash = match body.get("hash").and_then(Value::as_str) {
             Some(text) => parse_hash(text)?,
             None => expected,
@@ -357,6 +396,13 @@ impl Network {
         if hash != expected {
             return Err(invalid("the stored message's hash is not the one computed locally"));
         }
+        let (results, failed_on) = self.verified_results(&body, |result| {
+            let hash = parse_hash(result.get("hash").and_then(Value::as_str).unwrap_or_default())?;
+            if hash != expected {
+                return Err(invalid("a node stored a different hash"));
+            }
+            Ok(NodeResultToSign::Store { hash: &expected }.message())
+        })?;
         let expiry_ms = results.iter().filter_map(|r| r.get("expiry").and_then(Value::as_u64)).max();
         Ok(StoreResult { hash, expiry_ms, stored_on: results.len(), failed_on })
     }
@@ -397,22 +443,59 @@ fn hash_list(value: Option<&Value>) -> Result<Vec<MessageHash>, NetworkError> {
     }
 }
 
-/// The per-node results of a recursive method (`{"swarm": {node: result}}`): the successful
-/// ones, and how many failed.
-fn swarm_results(body: &Value) -> Result<(Vec<Value>, usize), NetworkError> {
+/// The per-node results of a recursive method (`{"swarm": {node: result}}`), split into those
+/// that did not fail (with the node's key as given) and the number that failed.
+fn swarm_results(body: &Value) -> Result<(Vec<(String, Value)>, usize), NetworkError> {
     let Some(Value::Object(swarm)) = body.get("swarm") else {
         return Err(invalid("no per-node results"));
     };
     let mut ok = Vec::new();
     let mut failed = 0;
-    for result in swarm.values() {
+    for (node, result) in swarm {
         if result.get("failed").and_then(Value::as_bool) == Some(true) {
             failed += 1;
         } else {
-            ok.push(result.clone());
+            ok.push((node.clone(), result.clone()));
         }
     }
     Ok((ok, failed))
+}
+
+/// Whether the result's `signature` (base64) is `node`'s Ed25519 signature of `message`.
+fn signed_by(node: &[u8; 32], result: &Value, message: &[u8]) -> bool {
+    let Some(signature) = result.get("signature").and_then(Value::as_str).and_then(|s| B64.decode(s).ok())
+    else {
+        return false;
+    };
+    verify_ed25519(node, message, &signature)
+}
+
+/// Every hash of a delete_all result (a list, or lists per namespace), sorted as signed.
+fn all_deleted(result: &Value) -> Result<Vec<MessageHash>, NetworkError> {
+    let mut all = match result.get("deleted") {
+        Some(Value::Object(by_ns)) => {
+            let mut all = Vec::new();
+            for list in by_ns.values() {
+                all.extend(hash_list(Some(list))?);
+            }
+            all
+        }
+        other => hash_list(other)?,
+    };
+    all.sort();
+    Ok(all)
+}
+
+/// The `unchanged` map of an expire result (hash → current expiry).
+fn unchanged_map(result: &Value) -> Result<BTreeMap<MessageHash, u64>, NetworkError> {
+    let mut out = BTreeMap::new();
+    if let Some(Value::Object(map)) = result.get("unchanged") {
+        for (hash, expiry) in map {
+            let expiry = expiry.as_u64().ok_or_else(|| invalid("unchanged expiry is not a number"))?;
+            out.insert(parse_hash(hash)?, expiry);
+        }
+    }
+    Ok(out)
 }
 
 fn parse_retrieved(body: &Value) -> Result<Retrieved, NetworkError> {
@@ -485,7 +568,37 @@ mod tests {
         let body = json!({"swarm": {"a": {"hash": "x"}, "b": {"failed": true, "timeout": true}, "c": {}}});
         let (ok, failed) = swarm_results(&body).unwrap();
         assert_eq!((ok.len(), failed), (2, 1));
+        assert_eq!(ok[0].0, "a");
         assert!(swarm_results(&json!({})).is_err());
+    }
+
+    #[test]
+    fn node_result_signatures_are_checked() {
+        let node = IdentityKey::from_seed_bytes(&[9; 32]);
+        let hash = MessageHash::compute(&[5; 33], Namespace(0), b"hi");
+        let message = NodeResultToSign::Store { hash: &hash }.message();
+        let result = json!({"hash": hash.as_str(), "signature": B64.encode(node.sign(&message))});
+        assert!(signed_by(&node.ed25519_public(), &result, &message));
+        let other = MessageHash::compute(&[5; 33], Namespace(0), b"ho");
+        assert!(!signed_by(
+            &node.ed25519_public(),
+            &result,
+            &NodeResultToSign::Store { hash: &other }.message()
+        ));
+        assert!(!signed_by(&[1; 32], &result, &message));
+        assert!(!signed_by(&node.ed25519_public(), &json!({"signature": "***"}), &message));
+        assert!(!signed_by(&node.ed25519_public(), &json!({}), &message));
+    }
+
+    #[test]
+    fn delete_all_hashes_are_flattened_and_sorted() {
+        let a = MessageHash::compute(&[5; 33], Namespace(0), b"a");
+        let b = MessageHash::compute(&[5; 33], Namespace(2), b"b");
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        let by_ns = json!({"deleted": {"0": [hi.as_str()], "2": [lo.as_str()]}});
+        assert_eq!(all_deleted(&by_ns).unwrap(), vec![lo, hi]);
+        assert_eq!(all_deleted(&json!({"deleted": [hi.as_str(), lo.as_str()]})).unwrap(), vec![lo, hi]);
+        assert!(all_deleted(&json!({"deleted": [1]})).is_err());
     }
 
     #[test]

@@ -29,8 +29,10 @@
 //!   registry is kept, and an unknown one is tried as HTTPS, then HTTP, and remembered.
 //! - **Time**: every reply with `t` sets the offset (no smoothing); a 406/425 triggers one `info`
 //!   request to the same node for its time and one retry with new timestamps and signatures.
-//! - **Recursive replies** are summed over the swarm members that did not fail; the members'
-//!   own signatures over their results are not checked yet.
+//! - **Recursive replies** (store, delete, delete_all, expire) are summed over the swarm members
+//!   whose result carries a valid Ed25519 signature by a node the pool knows (network §3.8); a
+//!   member that failed or whose signature does not verify counts in `failed_on`, and a reply
+//!   in which no member verifies is refused as [`NetworkError::InvalidResponse`].
 
 pub mod api;
 mod clock;
