@@ -124,36 +124,12 @@ impl NodeConfig {
 
     /// Reads and parses a TOML configuration file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        Self::from_toml(&text)
-            .map_err(|source| ConfigError::Parse { path: path.display().to_string(), source })
+        session_common::config_file::read_toml(path)
     }
 }
 
 /// The configuration file could not be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for [`NodeConfig`].
-    #[error("config file {path}: {source}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// The cause.
-        #[source]
-        source: toml::de::Error,
-    },
-}
+pub use session_common::config_file::ConfigFileError as ConfigError;
 
 /// Command-line flags of the `session-node` binary. Each flag overrides the value from the TOML
 /// file given with `--config` (or the default when there is none).

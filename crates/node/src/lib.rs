@@ -23,33 +23,5 @@ pub use context::NodeContext;
 /// `session-devnet` runs this in its own executable when started under the name `session-node`.
 pub fn run_cli() -> std::process::ExitCode {
     use clap::Parser as _;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    crate::server::tls::install_crypto_provider();
-    let config = match config::Cli::parse().into_config() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("session-node: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("session-node: starting the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(crate::node::run(config)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("session-node: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    session_common::service::run("session-node", || config::Cli::parse().into_config(), node::run)
 }

@@ -78,10 +78,7 @@ impl RegistryConfig {
 
     /// Reads and parses a TOML configuration file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        Self::from_toml(&text)
-            .map_err(|source| ConfigError::Parse { path: path.display().to_string(), source })
+        Ok(session_common::config_file::read_toml(path)?)
     }
 
     /// The allowlist as keys; fails on an entry that is not 64 hex digits.
@@ -100,24 +97,9 @@ impl RegistryConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for [`RegistryConfig`].
-    #[error("config file {path}: {source}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// The cause.
-        #[source]
-        source: toml::de::Error,
-    },
+    /// The file could not be read, or is not valid TOML for [`RegistryConfig`].
+    #[error(transparent)]
+    File(#[from] session_common::config_file::ConfigFileError),
     /// An allowlist entry is not an Ed25519 key in hex (its first characters are given).
     #[error("allowlist entry starting {0:?} is not 64 hex digits")]
     BadAllowlistKey(String),

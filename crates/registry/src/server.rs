@@ -28,13 +28,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
-use rand::Rng as _;
 use serde_json::{Value, json};
 use session_protocol::IdentityKey;
 use session_protocol::keys::{ed25519_to_x25519, verify_ed25519};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use zeroize::Zeroizing;
 
 use crate::api::{HeartbeatRequest, RegisterRequest};
 use crate::chain::{ChainError, Epoch, Event, NodeRecord, NodeRef, ServiceNodeState, State, short_key};
@@ -73,9 +71,9 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
-    /// The key file is not a 32-byte seed.
-    #[error("registry key file {0} is corrupt (expected a 32-byte seed)")]
-    CorruptKey(String),
+    /// The key file could not be read or made, or is not a 32-byte seed.
+    #[error("registry {0}")]
+    Key(#[from] session_common::secret_file::SecretFileError),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -291,32 +289,8 @@ fn open_data_dir(dir: &Path) -> Result<Stored, RegistryError> {
 
 /// `registry.key`: the raw 32-byte Ed25519 seed, mode 0600, made at first start.
 fn load_or_create_key(path: &Path) -> Result<IdentityKey, RegistryError> {
-    let io = |source| RegistryError::Io { path: path.display().to_string(), source };
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let bytes = Zeroizing::new(bytes);
-            let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
-                bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| RegistryError::CorruptKey(path.display().to_string()))?,
-            );
-            Ok(IdentityKey::from_seed_bytes(&seed))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut seed = Zeroizing::new([0u8; 32]);
-            rand::rng().fill_bytes(&mut seed[..]);
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(path).map_err(io)?;
-            file.write_all(&seed[..]).map_err(io)?;
-            file.sync_all().map_err(io)?;
-            Ok(IdentityKey::from_seed_bytes(&seed))
-        }
-        Err(e) => Err(io(e)),
-    }
+    let seed = session_common::secret_file::load_or_create(path, session_common::secret_file::Encoding::Raw)?;
+    Ok(IdentityKey::from_seed_bytes(&seed))
 }
 
 /// Milliseconds since the Unix epoch.

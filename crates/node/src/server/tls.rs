@@ -43,11 +43,7 @@ pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Installs ring as the process-wide rustls provider (needed by clients built without an
-/// explicit provider, such as reqwest). Harmless when a provider is already installed.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use session_common::service::install_crypto_provider;
 
 /// The server configuration for `data_dir`: loads `tls-cert.pem` and `tls-key.pem`, or makes a
 /// new self-signed pair there on first start.
