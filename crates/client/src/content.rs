@@ -19,7 +19,6 @@
 //! attachments, reactions, …) decodes to [`IncomingContent::Unsupported`], which a poll loop
 //! skips.
 
-use prost::Message as _;
 use session_protocol::envelope::{self, DecodeError, EncodeError};
 use session_protocol::id::{IdPrefix, SessionId};
 use session_protocol::keys::IdentityKey;

@@ -114,7 +114,7 @@ pub(crate) fn database_key(
             if create {
                 let mut key = Zeroizing::new([0u8; DB_KEY_LEN]);
                 rand::rng().fill_bytes(&mut key[..]);
-                write_private_file(&path, hex::encode(*key).as_bytes())?;
+                write_private_file(&path, Zeroizing::new(hex::encode(&key[..])).as_bytes())?;
                 Ok(key)
             } else {
                 read_key_file(&path)

@@ -71,6 +71,9 @@ pub enum DbError {
     /// The SQLite library is not SQLCipher, so the database would be written unencrypted.
     #[error("SQLite was built without SQLCipher; refusing to store data unencrypted")]
     NoSqlcipher,
+    /// SQLite refused to switch the database to WAL (names the journal mode it kept).
+    #[error("cannot enable WAL; journal mode is {0}")]
+    NoWal(String),
     /// The database was written by a newer version of this client.
     #[error("database schema version {found} is newer than this client supports ({supported})")]
     SchemaTooNew {

@@ -75,6 +75,10 @@ impl Store {
         if cipher.is_none() {
             return Err(DbError::NoSqlcipher);
         }
+        // SQLCipher logs failed page decryption (a wrong key) to stderr by default; the error is
+        // reported as `DbError::WrongKey` instead.
+        let _: Option<String> =
+            conn.query_row("PRAGMA cipher_log_level = NONE", [], |row| row.get(0)).optional().map_err(classify)?;
         conn.execute_batch(&raw_key_pragma(&key)).map_err(classify)?;
         drop(key);
         conn.busy_timeout(std::time::Duration::ZERO)?;
@@ -83,7 +87,7 @@ impl Store {
         let _: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0)).map_err(classify)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(classify)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(DbError::Sqlite(rusqlite::Error::InvalidParameterName(format!("journal_mode is {mode}"))));
+            return Err(DbError::NoWal(mode));
         }
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;").map_err(classify)?;
         // Take the write lock now, so a second opener fails here rather than on its first write.
