@@ -247,8 +247,10 @@ pub fn to_content(kind: &MessageKind, sent_ms: u64) -> Content {
             });
         }
         MessageKind::ReadReceipt { timestamps } => {
-            out.receipt_message =
-                Some(ReceiptMessage { r#type: receipt_message::Type::Read as i32, timestamp: timestamps.clone() });
+            out.receipt_message = Some(ReceiptMessage {
+                r#type: receipt_message::Type::Read as i32,
+                timestamp: timestamps.clone(),
+            });
         }
         MessageKind::Typing(action) => {
             let action = match action {
@@ -289,7 +291,9 @@ pub fn from_content(content: &Content) -> Result<IncomingContent, ContentError> 
     }
     if let Some(receipt) = &content.receipt_message {
         return Ok(match receipt_message::Type::try_from(receipt.r#type) {
-            Ok(receipt_message::Type::Read) => Kind(MessageKind::ReadReceipt { timestamps: receipt.timestamp.clone() }),
+            Ok(receipt_message::Type::Read) => {
+                Kind(MessageKind::ReadReceipt { timestamps: receipt.timestamp.clone() })
+            }
             Ok(receipt_message::Type::Delivery) => Skip(Unsupported::DeliveryReceipt),
             Err(_) => Skip(Unsupported::UnknownEnumValue),
         });

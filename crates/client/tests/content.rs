@@ -3,8 +3,8 @@
 
 use prost::Message as _;
 use session_client::content::{
-    DisappearingMode, Incoming, IncomingContent, IncomingError, MessageKind, Profile, TextMessage, TypingAction,
-    Unsupported, decode_incoming, encode_outgoing, from_content, to_content,
+    DisappearingMode, Incoming, IncomingContent, IncomingError, MessageKind, Profile, TextMessage,
+    TypingAction, Unsupported, decode_incoming, encode_outgoing, from_content, to_content,
 };
 use session_protocol::envelope::{self, DecodeError};
 use session_protocol::keys::{AccountSeed, IdentityKey};
@@ -44,8 +44,14 @@ fn all_kinds(alice: &IdentityKey, bob: &IdentityKey) -> Vec<MessageKind> {
         MessageKind::Unsend { timestamp: 1_700_000_000_003, author: alice.session_id() },
         MessageKind::RequestResponse { approved: true, profile: Some(profile) },
         MessageKind::RequestResponse { approved: true, profile: None },
-        MessageKind::DisappearingSettings { mode: DisappearingMode::AfterRead { seconds: 43_200 }, sync_target: None },
-        MessageKind::DisappearingSettings { mode: DisappearingMode::Off, sync_target: Some(bob.session_id()) },
+        MessageKind::DisappearingSettings {
+            mode: DisappearingMode::AfterRead { seconds: 43_200 },
+            sync_target: None,
+        },
+        MessageKind::DisappearingSettings {
+            mode: DisappearingMode::Off,
+            sync_target: Some(bob.session_id()),
+        },
     ]
 }
 
@@ -115,7 +121,12 @@ fn content_fields_as_upstream_sends_them() {
 
     // Off: UNKNOWN / 0, as desktop's ExpirableMessage sets them.
     let off = to_content(
-        &MessageKind::Text(TextMessage { body: "x".into(), profile: None, sync_target: None, disappearing: DisappearingMode::Off }),
+        &MessageKind::Text(TextMessage {
+            body: "x".into(),
+            profile: None,
+            sync_target: None,
+            disappearing: DisappearingMode::Off,
+        }),
         sent,
     );
     assert_eq!((off.expiration_type, off.expiration_timer), (Some(0), Some(0)));
@@ -130,7 +141,10 @@ fn content_fields_as_upstream_sends_them() {
     let c = to_content(&MessageKind::Typing(TypingAction::Stopped), sent);
     assert_eq!(c.typing_message, Some(TypingMessage { timestamp: sent, action: 1 }));
     assert_eq!(c.encode_to_vec()[0], 6 << 3 | 2);
-    assert_eq!(to_content(&MessageKind::Typing(TypingAction::Started), sent).typing_message.unwrap().action, 0);
+    assert_eq!(
+        to_content(&MessageKind::Typing(TypingAction::Started), sent).typing_message.unwrap().action,
+        0
+    );
 
     // Unsend: timestamp of the target + author hex; Content field 9.
     let c = to_content(&MessageKind::Unsend { timestamp: 55, author: alice.session_id() }, sent);
@@ -139,7 +153,10 @@ fn content_fields_as_upstream_sends_them() {
 
     // Message request response: isApproved + profile; never disappearing; Content field 10.
     let c = to_content(
-        &MessageKind::RequestResponse { approved: true, profile: Some(Profile { display_name: Some("A".into()), updated_s: None }) },
+        &MessageKind::RequestResponse {
+            approved: true,
+            profile: Some(Profile { display_name: Some("A".into()), updated_s: None }),
+        },
         sent,
     );
     let response = c.message_request_response.as_ref().unwrap();
@@ -151,7 +168,10 @@ fn content_fields_as_upstream_sends_them() {
     // Disappearing settings: DataMessage.flags = EXPIRATION_TIMER_UPDATE (2), no body; the setting
     // in Content fields 12/13.
     let c = to_content(
-        &MessageKind::DisappearingSettings { mode: DisappearingMode::AfterRead { seconds: 60 }, sync_target: None },
+        &MessageKind::DisappearingSettings {
+            mode: DisappearingMode::AfterRead { seconds: 60 },
+            sync_target: None,
+        },
         sent,
     );
     let data = c.data_message.as_ref().unwrap();
@@ -181,7 +201,11 @@ fn upstream_shaped_content_decodes() {
     );
     // An older client's text message without expiration fields: off.
     let c = Content {
-        data_message: Some(DataMessage { body: Some("old".into()), timestamp: Some(4), ..DataMessage::default() }),
+        data_message: Some(DataMessage {
+            body: Some("old".into()),
+            timestamp: Some(4),
+            ..DataMessage::default()
+        }),
         ..Content::default()
     };
     match from_content(&c).unwrap() {
@@ -198,20 +222,30 @@ fn unsupported_content_is_typed_not_an_error() {
         (Content::default(), Unsupported::Empty),
         (
             Content {
-                call_message: Some(CallMessage { r#type: call_message::Type::Offer as i32, uuid: "u".into(), ..Default::default() }),
+                call_message: Some(CallMessage {
+                    r#type: call_message::Type::Offer as i32,
+                    uuid: "u".into(),
+                    ..Default::default()
+                }),
                 ..Content::default()
             },
             Unsupported::Call,
         ),
         (
             Content {
-                receipt_message: Some(ReceiptMessage { r#type: receipt_message::Type::Delivery as i32, timestamp: vec![1] }),
+                receipt_message: Some(ReceiptMessage {
+                    r#type: receipt_message::Type::Delivery as i32,
+                    timestamp: vec![1],
+                }),
                 ..Content::default()
             },
             Unsupported::DeliveryReceipt,
         ),
         (
-            Content { receipt_message: Some(ReceiptMessage { r#type: 7, timestamp: vec![] }), ..Content::default() },
+            Content {
+                receipt_message: Some(ReceiptMessage { r#type: 7, timestamp: vec![] }),
+                ..Content::default()
+            },
             Unsupported::UnknownEnumValue,
         ),
         (
@@ -233,7 +267,10 @@ fn unsupported_content_is_typed_not_an_error() {
             },
             Unsupported::Reaction,
         ),
-        (Content { data_message: Some(DataMessage::default()), ..Content::default() }, Unsupported::EmptyDataMessage),
+        (
+            Content { data_message: Some(DataMessage::default()), ..Content::default() },
+            Unsupported::EmptyDataMessage,
+        ),
     ];
     for (c, expected) in cases {
         assert_eq!(from_content(&c).unwrap(), IncomingContent::Unsupported(expected));
@@ -241,7 +278,9 @@ fn unsupported_content_is_typed_not_an_error() {
 
     // Through the whole pipeline too.
     let (alice, bob) = (account(1), account(2));
-    let bytes = envelope::encode_for_1o1(&alice, &bob.session_id(), &Content::default(), 3, None, &mut rand::rng()).unwrap();
+    let bytes =
+        envelope::encode_for_1o1(&alice, &bob.session_id(), &Content::default(), 3, None, &mut rand::rng())
+            .unwrap();
     let incoming = decode_incoming(&bob, &bytes).unwrap();
     assert_eq!(incoming.content, IncomingContent::Unsupported(Unsupported::Empty));
     assert_eq!(incoming.sent_ms, 3, "falls back to the envelope timestamp");
@@ -260,13 +299,18 @@ fn invalid_fields_of_known_kinds_are_errors() {
     };
     assert!(from_content(&zero).is_err());
     let bad_sync = Content {
-        data_message: Some(DataMessage { body: Some("x".into()), sync_target: Some("not an id".into()), ..DataMessage::default() }),
+        data_message: Some(DataMessage {
+            body: Some("x".into()),
+            sync_target: Some("not an id".into()),
+            ..DataMessage::default()
+        }),
         ..Content::default()
     };
     assert!(from_content(&bad_sync).is_err());
 
     let (alice, bob) = (account(1), account(2));
-    let bytes = envelope::encode_for_1o1(&alice, &bob.session_id(), &bad_author, 3, None, &mut rand::rng()).unwrap();
+    let bytes =
+        envelope::encode_for_1o1(&alice, &bob.session_id(), &bad_author, 3, None, &mut rand::rng()).unwrap();
     assert!(matches!(decode_incoming(&bob, &bytes), Err(IncomingError::Content(_))));
 }
 
@@ -313,4 +357,69 @@ fn garbage_and_truncated_inputs_are_errors() {
     // The recipient must be a 05 Session ID.
     let blinded = session_protocol::id::SessionId::new(session_protocol::id::IdPrefix::Blinded15, [1; 32]);
     assert!(encode_outgoing(&alice, &blinded, &kind, 1, &mut rand::rng()).is_err());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use session_protocol::id::{IdPrefix, SessionId};
+
+    fn standard_id() -> impl Strategy<Value = SessionId> {
+        any::<[u8; 32]>().prop_map(|key| SessionId::new(IdPrefix::Standard, key))
+    }
+
+    fn mode() -> impl Strategy<Value = DisappearingMode> {
+        prop_oneof![
+            Just(DisappearingMode::Off),
+            (1u32..).prop_map(|seconds| DisappearingMode::AfterSend { seconds }),
+            (1u32..).prop_map(|seconds| DisappearingMode::AfterRead { seconds }),
+        ]
+    }
+
+    fn profile() -> impl Strategy<Value = Option<Profile>> {
+        proptest::option::of(
+            (proptest::option::of(".{0,40}"), proptest::option::of(any::<u64>()))
+                .prop_map(|(display_name, updated_s)| Profile { display_name, updated_s }),
+        )
+    }
+
+    fn kind() -> impl Strategy<Value = MessageKind> {
+        prop_oneof![
+            (".{1,200}", profile(), proptest::option::of(standard_id()), mode()).prop_map(
+                |(body, profile, sync_target, disappearing)| {
+                    MessageKind::Text(TextMessage { body, profile, sync_target, disappearing })
+                }
+            ),
+            proptest::collection::vec(any::<u64>(), 0..20)
+                .prop_map(|timestamps| MessageKind::ReadReceipt { timestamps }),
+            prop_oneof![Just(TypingAction::Started), Just(TypingAction::Stopped)]
+                .prop_map(MessageKind::Typing),
+            (1u64.., standard_id()).prop_map(|(timestamp, author)| MessageKind::Unsend { timestamp, author }),
+            (any::<bool>(), profile())
+                .prop_map(|(approved, profile)| MessageKind::RequestResponse { approved, profile }),
+            (mode(), proptest::option::of(standard_id()))
+                .prop_map(|(mode, sync_target)| MessageKind::DisappearingSettings { mode, sync_target }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn content_round_trips(kind in kind(), sent_ms in any::<u64>()) {
+            let content = to_content(&kind, sent_ms);
+            let reparsed = Content::decode(content.encode_to_vec().as_slice()).unwrap();
+            prop_assert_eq!(from_content(&reparsed).unwrap(), IncomingContent::Kind(kind));
+        }
+
+        #[test]
+        fn arbitrary_content_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(content) = Content::decode(bytes.as_slice()) {
+                let _ = from_content(&content);
+            }
+        }
+
+        #[test]
+        fn arbitrary_message_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            prop_assert!(decode_incoming(&account(2), &bytes).is_err());
+        }
+    }
 }

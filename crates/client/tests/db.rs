@@ -7,8 +7,8 @@ use std::path::Path;
 use session_client::content::DisappearingMode;
 use session_client::db::key::{kdf_header_path, key_file_path};
 use session_client::db::{
-    ConversationKind, ConversationState, Db, DbError, Direction, KdfParams, KeySource, LastHash, MessageState,
-    NewMessage, Settings, Store,
+    ConversationKind, ConversationState, Db, DbError, Direction, KdfParams, KeySource, LastHash,
+    MessageState, NewMessage, Settings, Store,
 };
 use session_protocol::id::{IdPrefix, SessionId};
 use session_protocol::keys::{AccountSeed, IdentityKey};
@@ -22,7 +22,13 @@ fn peer(n: u8) -> SessionId {
     SessionId::new(IdPrefix::Standard, [n; 32])
 }
 
-fn text(conversation: SessionId, author: SessionId, sent_ms: u64, hash: Option<&str>, body: &str) -> NewMessage {
+fn text(
+    conversation: SessionId,
+    author: SessionId,
+    sent_ms: u64,
+    hash: Option<&str>,
+    body: &str,
+) -> NewMessage {
     NewMessage {
         conversation,
         author,
@@ -138,13 +144,14 @@ fn wrong_key_file_and_wrong_key_source() {
 fn a_plain_sqlite_file_is_wrong_key_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("client.db");
-    std::fs::write(&path, b"SQLite format 3\0 and then nothing that makes sense, repeated ".repeat(100)).unwrap();
+    std::fs::write(&path, b"SQLite format 3\0 and then nothing that makes sense, repeated ".repeat(100))
+        .unwrap();
     std::fs::write(key_file_path(&path), "cd".repeat(32)).unwrap();
     assert!(matches!(Store::open(&path, &KeySource::KeyFile), Err(DbError::WrongKey)));
 }
 
 #[test]
-fn second_open_while_in_use_is_locked() {
+fn second_open_in_the_same_process_is_locked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("client.db");
     let first = Store::open(&path, &KeySource::KeyFile).unwrap();
@@ -223,7 +230,10 @@ fn conversation_request_state_transitions() {
     assert_eq!(conversation.state, ConversationState::Request);
     assert_eq!(conversation.kind, ConversationKind::Direct);
     // Seeing it again does not change it, even if asked for Accepted.
-    assert_eq!(store.ensure_conversation(&bob, ConversationState::Accepted, 200).unwrap().state, ConversationState::Request);
+    assert_eq!(
+        store.ensure_conversation(&bob, ConversationState::Accepted, 200).unwrap().state,
+        ConversationState::Request
+    );
 
     // Accepting: accepted and the contact approved.
     let accepted = store.accept_conversation(&bob, 300).unwrap();
@@ -231,7 +241,10 @@ fn conversation_request_state_transitions() {
     assert_eq!(accepted.last_activity_ms, 300);
     assert!(store.contact(&bob).unwrap().unwrap().approved);
     // An accepted conversation never becomes a request again.
-    assert_eq!(store.ensure_conversation(&bob, ConversationState::Request, 400).unwrap().state, ConversationState::Accepted);
+    assert_eq!(
+        store.ensure_conversation(&bob, ConversationState::Request, 400).unwrap().state,
+        ConversationState::Accepted
+    );
     assert_eq!(store.accept_conversation(&bob, 500).unwrap().state, ConversationState::Accepted);
 
     // Declining a request deletes it and its messages.
@@ -240,7 +253,10 @@ fn conversation_request_state_transitions() {
     assert!(store.delete_conversation(&carol).unwrap());
     assert!(store.conversation(&carol).unwrap().is_none());
     assert!(matches!(store.accept_conversation(&carol, 700), Err(DbError::NoConversation)));
-    assert!(matches!(store.insert_message(&text(carol, carol, 700, None, "x")), Err(DbError::NoConversation)));
+    assert!(matches!(
+        store.insert_message(&text(carol, carol, 700, None, "x")),
+        Err(DbError::NoConversation)
+    ));
 
     // Note to Self: always accepted, its own kind.
     let note = store.ensure_conversation(&me, ConversationState::Request, 800).unwrap();
@@ -323,8 +339,14 @@ fn expiry_queries() {
     store.ensure_conversation(&bob, ConversationState::Accepted, 0).unwrap();
     let after_send = DisappearingMode::AfterSend { seconds: 60 };
     let after_read = DisappearingMode::AfterRead { seconds: 30 };
-    let das = store.insert_message(&NewMessage { disappearing: after_send, ..text(bob, bob, 1_000, None, "das") }).unwrap().unwrap();
-    let dar = store.insert_message(&NewMessage { disappearing: after_read, ..text(bob, bob, 2_000, None, "dar") }).unwrap().unwrap();
+    let das = store
+        .insert_message(&NewMessage { disappearing: after_send, ..text(bob, bob, 1_000, None, "das") })
+        .unwrap()
+        .unwrap();
+    let dar = store
+        .insert_message(&NewMessage { disappearing: after_read, ..text(bob, bob, 2_000, None, "dar") })
+        .unwrap()
+        .unwrap();
     let keep = store.insert_message(&text(bob, bob, 3_000, None, "keep")).unwrap().unwrap();
     let out = store
         .insert_message(&NewMessage {
@@ -340,12 +362,15 @@ fn expiry_queries() {
     // After-read: no timer until read; outgoing counts as read when sent.
     assert_eq!(store.message(dar).unwrap().unwrap().expires_at_ms, None);
     assert_eq!(store.message(out).unwrap().unwrap().expires_at_ms, Some(34_000));
-    assert!(store.messages_due_for_deletion(u64::MAX / 2).unwrap().iter().all(|m| m.id != dar && m.id != keep));
+    assert!(
+        store.messages_due_for_deletion(u64::MAX / 2).unwrap().iter().all(|m| m.id != dar && m.id != keep)
+    );
 
     store.mark_read(&bob, 10_000).unwrap();
     assert_eq!(store.message(dar).unwrap().unwrap().expires_at_ms, Some(40_000));
 
-    let due = |now| store.messages_due_for_deletion(now).unwrap().into_iter().map(|m| m.id).collect::<Vec<_>>();
+    let due =
+        |now| store.messages_due_for_deletion(now).unwrap().into_iter().map(|m| m.id).collect::<Vec<_>>();
     assert_eq!(due(33_999), vec![]);
     assert_eq!(due(34_000), vec![out]);
     assert_eq!(due(61_000), vec![out, dar, das]);
@@ -363,15 +388,24 @@ fn last_hashes_and_node_pool() {
     {
         let store = Store::open(&path, &KeySource::KeyFile).unwrap();
         assert!(store.last_hash(&node, Namespace::DEFAULT, 0).unwrap().is_none());
-        store.set_last_hash(&node, Namespace::DEFAULT, &LastHash { hash: "h1".into(), expires_ms: 1_000 }).unwrap();
-        store.set_last_hash(&node, Namespace::DEFAULT, &LastHash { hash: "h2".into(), expires_ms: 2_000 }).unwrap();
-        store.set_last_hash(&node, Namespace::USER_PROFILE, &LastHash { hash: "p".into(), expires_ms: 500 }).unwrap();
+        store
+            .set_last_hash(&node, Namespace::DEFAULT, &LastHash { hash: "h1".into(), expires_ms: 1_000 })
+            .unwrap();
+        store
+            .set_last_hash(&node, Namespace::DEFAULT, &LastHash { hash: "h2".into(), expires_ms: 2_000 })
+            .unwrap();
+        store
+            .set_last_hash(&node, Namespace::USER_PROFILE, &LastHash { hash: "p".into(), expires_ms: 500 })
+            .unwrap();
         let pool = vec!["node-a".to_owned(), "node-b".to_owned()];
         store.save_node_pool(&pool, 42).unwrap();
     }
     let store = Store::open(&path, &KeySource::KeyFile).unwrap();
     assert_eq!(store.last_hash(&node, Namespace::DEFAULT, 1_500).unwrap().unwrap().hash, "h2");
-    assert!(store.last_hash(&node, Namespace::DEFAULT, 2_000).unwrap().is_none(), "expired hash is not returned");
+    assert!(
+        store.last_hash(&node, Namespace::DEFAULT, 2_000).unwrap().is_none(),
+        "expired hash is not returned"
+    );
     assert!(store.last_hash(&[8; 32], Namespace::DEFAULT, 0).unwrap().is_none());
     assert_eq!(store.prune_last_hashes(1_000).unwrap(), 1);
     let (pool, updated): (Vec<String>, u64) = store.node_pool().unwrap().unwrap();
@@ -404,4 +438,73 @@ async fn async_handle_runs_on_blocking_threads() {
     assert!(matches!(Db::open(&path, KeySource::passphrase("pw")).await, Err(DbError::Locked)));
     drop(reopened);
     assert!(matches!(Db::open(&path, KeySource::passphrase("nope")).await, Err(DbError::WrongKey)));
+}
+
+/// Child side of [`locked_by_another_process`]: when started by it (the variable is set), holds
+/// the database open until its stdin closes. Otherwise does nothing.
+#[test]
+fn lock_holder_child() {
+    let Some(path) = std::env::var_os("SESSION_CLIENT_LOCK_HOLDER") else {
+        return;
+    };
+    let _store = Store::open(Path::new(&path), &KeySource::KeyFile).unwrap();
+    println!("lock-holder-ready");
+    let mut sink = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sink);
+}
+
+#[test]
+fn locked_by_another_process() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("client.db");
+    drop(Store::open(&path, &KeySource::KeyFile).unwrap());
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["lock_holder_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env("SESSION_CLIENT_LOCK_HOLDER", &path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if line.is_ok_and(|l| l.contains("lock-holder-ready")) {
+                let _ = ready_tx.send(());
+                return;
+            }
+        }
+    });
+    let ready = ready_rx.recv_timeout(Duration::from_secs(60));
+    if ready.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the lock-holding child did not open the database within 60 s");
+    }
+
+    let second = Store::open(&path, &KeySource::KeyFile);
+    // Release the child before asserting, so a failure does not leave it running.
+    drop(child.stdin.take());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the lock-holding child did not exit within 60 s of its stdin closing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(matches!(second, Err(DbError::Locked)), "expected Locked, got {second:?}");
+    assert!(status.success());
+    // The child exited, so the lock is gone.
+    drop(Store::open(&path, &KeySource::KeyFile).unwrap());
 }

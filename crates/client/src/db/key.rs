@@ -154,7 +154,10 @@ fn read_key_file(path: &Path) -> Result<Zeroizing<[u8; DB_KEY_LEN]>, DbError> {
         std::io::ErrorKind::NotFound => DbError::MissingKeyMaterial { path: path.to_owned() },
         _ => DbError::Io { path: path.to_owned(), source: e },
     })?);
-    let mode = fs::metadata(path).map_err(|e| DbError::Io { path: path.to_owned(), source: e })?.permissions().mode();
+    let mode = fs::metadata(path)
+        .map_err(|e| DbError::Io { path: path.to_owned(), source: e })?
+        .permissions()
+        .mode();
     if mode & 0o077 != 0 {
         tracing::warn!(mode = format!("{:o}", mode & 0o777), "database key file is readable by other users");
     }
@@ -187,7 +190,9 @@ fn decode_kdf_header(bytes: &[u8]) -> Result<(KdfParams, [u8; SALT_LEN]), DbErro
         || params.iterations > KdfParams::MAX.iterations
         || params.parallelism > KdfParams::MAX.parallelism
     {
-        return Err(DbError::KdfHeader(format!("Argon2id parameters {params:?} exceed the accepted maximum")));
+        return Err(DbError::KdfHeader(format!(
+            "Argon2id parameters {params:?} exceed the accepted maximum"
+        )));
     }
     let salt = bytes[20..].try_into().expect("16 bytes");
     Ok((params, salt))

@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 pub use key::{KdfParams, KeySource};
 pub use migrations::LATEST_VERSION;
 pub use model::{
-    Account, Contact, Conversation, ConversationKind, ConversationState, Direction, LastHash, Message, MessageId,
-    MessageState, NewMessage, Settings,
+    Account, Contact, Conversation, ConversationKind, ConversationState, Direction, LastHash, Message,
+    MessageId, MessageState, NewMessage, Settings,
 };
 pub use store::Store;
 
@@ -121,7 +121,11 @@ impl Db {
     }
 
     /// [`Db::open`] with the Argon2id parameters for a new passphrase database.
-    pub async fn open_with(path: impl AsRef<Path>, source: KeySource, kdf: KdfParams) -> Result<Self, DbError> {
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        source: KeySource,
+        kdf: KdfParams,
+    ) -> Result<Self, DbError> {
         let path = path.as_ref().to_owned();
         let store = tokio::task::spawn_blocking(move || Store::open_with(&path, &source, kdf))
             .await

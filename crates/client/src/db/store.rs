@@ -10,13 +10,13 @@ use session_protocol::id::SessionId;
 use session_protocol::keys::{AccountSeed, IdentityKey};
 use session_protocol::message_hash::Namespace;
 
+use super::DbError;
 use super::key::{KdfParams, KeySource, database_key, raw_key_pragma};
 use super::migrations::{self, LATEST_VERSION};
 use super::model::{
-    Account, Contact, Conversation, ConversationKind, ConversationState, Direction, LastHash, Message, MessageId,
-    MessageState, NewMessage, Settings,
+    Account, Contact, Conversation, ConversationKind, ConversationState, Direction, LastHash, Message,
+    MessageId, MessageState, NewMessage, Settings,
 };
-use super::DbError;
 use crate::content::DisappearingMode;
 
 /// The open, unlocked database. Blocking; from async code use [`super::Db`].
@@ -65,7 +65,9 @@ impl Store {
         let key = database_key(path, source, create, kdf)?;
         let mut conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(classify)?;
         // Refuse to run on plain SQLite: `PRAGMA key` would be ignored and the file written in
@@ -77,15 +79,19 @@ impl Store {
         }
         // SQLCipher logs failed page decryption (a wrong key) to stderr by default; the error is
         // reported as `DbError::WrongKey` instead.
-        let _: Option<String> =
-            conn.query_row("PRAGMA cipher_log_level = NONE", [], |row| row.get(0)).optional().map_err(classify)?;
+        let _: Option<String> = conn
+            .query_row("PRAGMA cipher_log_level = NONE", [], |row| row.get(0))
+            .optional()
+            .map_err(classify)?;
         conn.execute_batch(&raw_key_pragma(&key)).map_err(classify)?;
         drop(key);
         conn.busy_timeout(std::time::Duration::ZERO)?;
         let _: String = conn.query_row("PRAGMA locking_mode = EXCLUSIVE", [], |row| row.get(0))?;
         // The first read: fails with SQLITE_NOTADB when the key is wrong.
-        let _: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0)).map_err(classify)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(classify)?;
+        let _: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0)).map_err(classify)?;
+        let mode: String =
+            conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(classify)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(DbError::NoWal(mode));
         }
@@ -251,8 +257,11 @@ impl Store {
         now_ms: u64,
     ) -> Result<Conversation, DbError> {
         let note_to_self = self.own_id == Some(*peer);
-        let (kind, state) =
-            if note_to_self { (ConversationKind::NoteToSelf, ConversationState::Accepted) } else { (ConversationKind::Direct, initial) };
+        let (kind, state) = if note_to_self {
+            (ConversationKind::NoteToSelf, ConversationState::Accepted)
+        } else {
+            (ConversationKind::Direct, initial)
+        };
         self.conn.execute(
             "INSERT INTO conversations (peer, kind, state, last_activity_ms, created_ms) VALUES (?1, ?2, ?3, ?4, ?4)
              ON CONFLICT (peer) DO NOTHING",
@@ -341,7 +350,8 @@ impl Store {
         };
         let expires_at = match (message.disappearing, message.direction) {
             (DisappearingMode::Off, _) => None,
-            (DisappearingMode::AfterSend { .. }, _) | (DisappearingMode::AfterRead { .. }, Direction::Outgoing) => {
+            (DisappearingMode::AfterSend { .. }, _)
+            | (DisappearingMode::AfterRead { .. }, Direction::Outgoing) => {
                 Some(message.sent_ms.saturating_add(timer_ms))
             }
             (DisappearingMode::AfterRead { .. }, Direction::Incoming) => None,
@@ -389,7 +399,12 @@ impl Store {
     }
 
     /// The message `(author, sent_ms)` in the conversation with `peer`.
-    pub fn find_message(&self, peer: &SessionId, author: &SessionId, sent_ms: u64) -> Result<Option<Message>, DbError> {
+    pub fn find_message(
+        &self,
+        peer: &SessionId,
+        author: &SessionId,
+        sent_ms: u64,
+    ) -> Result<Option<Message>, DbError> {
         self.conn
             .query_row(
                 &format!(
@@ -416,7 +431,10 @@ impl Store {
 
     /// Sets the delivery state of a message.
     pub fn set_message_state(&self, id: MessageId, state: MessageState) -> Result<(), DbError> {
-        self.update_message("UPDATE messages SET state = ?2 WHERE id = ?1", params![id.0, message_state_code(state)])
+        self.update_message(
+            "UPDATE messages SET state = ?2 WHERE id = ?1",
+            params![id.0, message_state_code(state)],
+        )
     }
 
     /// Records the swarm hash of a sent message.
@@ -451,7 +469,8 @@ impl Store {
         )?;
         let mut changed = 0;
         for &ts in timestamps {
-            changed += stmt.execute(params![conversation_id, to_i64(ts), message_state_code(MessageState::Read)])?;
+            changed +=
+                stmt.execute(params![conversation_id, to_i64(ts), message_state_code(MessageState::Read)])?;
         }
         Ok(changed)
     }
@@ -459,11 +478,19 @@ impl Store {
     /// Unsend / delete for everyone: the message `(author, sent_ms)` in the conversation with
     /// `peer` loses its body and is flagged deleted. Returns the message as it was, or `None` if
     /// there is no such message (yet).
-    pub fn mark_unsent(&self, peer: &SessionId, author: &SessionId, sent_ms: u64) -> Result<Option<Message>, DbError> {
+    pub fn mark_unsent(
+        &self,
+        peer: &SessionId,
+        author: &SessionId,
+        sent_ms: u64,
+    ) -> Result<Option<Message>, DbError> {
         let Some(message) = self.find_message(peer, author, sent_ms)? else {
             return Ok(None);
         };
-        self.update_message("UPDATE messages SET body = NULL, deleted = 1 WHERE id = ?1", params![message.id.0])?;
+        self.update_message(
+            "UPDATE messages SET body = NULL, deleted = 1 WHERE id = ?1",
+            params![message.id.0],
+        )?;
         Ok(Some(message))
     }
 
@@ -490,7 +517,12 @@ impl Store {
     // ---- poll state ----
 
     /// Records the newest hash polled from `namespace` on the node with this Ed25519 key.
-    pub fn set_last_hash(&self, node_ed25519: &[u8; 32], namespace: Namespace, last: &LastHash) -> Result<(), DbError> {
+    pub fn set_last_hash(
+        &self,
+        node_ed25519: &[u8; 32],
+        namespace: Namespace,
+        last: &LastHash,
+    ) -> Result<(), DbError> {
         self.conn.execute(
             "INSERT INTO last_hashes (node_ed25519, namespace, hash, expires_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (node_ed25519, namespace) DO UPDATE SET hash = ?3, expires_ms = ?4",
@@ -501,7 +533,12 @@ impl Store {
 
     /// The last hash for (node, namespace), unless it has expired by `now_ms` (then the node no
     /// longer knows it, and polling must start from the beginning).
-    pub fn last_hash(&self, node_ed25519: &[u8; 32], namespace: Namespace, now_ms: u64) -> Result<Option<LastHash>, DbError> {
+    pub fn last_hash(
+        &self,
+        node_ed25519: &[u8; 32],
+        namespace: Namespace,
+        now_ms: u64,
+    ) -> Result<Option<LastHash>, DbError> {
         Ok(self
             .conn
             .query_row(
@@ -532,10 +569,14 @@ impl Store {
     pub fn node_pool<T: DeserializeOwned>(&self) -> Result<Option<(T, u64)>, DbError> {
         let row: Option<(String, i64)> = self
             .conn
-            .query_row("SELECT json, updated_ms FROM node_pool WHERE id = 1", [], |row| Ok((row.get(0)?, row.get(1)?)))
+            .query_row("SELECT json, updated_ms FROM node_pool WHERE id = 1", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
             .optional()?;
         row.map(|(json, updated)| {
-            serde_json::from_str(&json).map(|pool| (pool, updated as u64)).map_err(|e| DbError::NodePool(e.to_string()))
+            serde_json::from_str(&json)
+                .map(|pool| (pool, updated as u64))
+                .map_err(|e| DbError::NodePool(e.to_string()))
         })
         .transpose()
     }
@@ -562,7 +603,11 @@ impl Store {
 
     /// Whether the hash was recorded by [`Store::mark_seen`].
     pub fn is_seen(&self, hash: &str) -> Result<bool, DbError> {
-        Ok(self.conn.query_row("SELECT 1 FROM seen_hashes WHERE hash = ?1", [hash], |_| Ok(())).optional()?.is_some())
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM seen_hashes WHERE hash = ?1", [hash], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// Forgets seen hashes that expired by `now_ms`. Returns how many.
@@ -579,7 +624,9 @@ impl Store {
 
     fn conversation_id(&self, peer: &SessionId) -> Result<i64, DbError> {
         self.conn
-            .query_row("SELECT id FROM conversations WHERE peer = ?1", [&peer.to_bytes()[..]], |row| row.get(0))
+            .query_row("SELECT id FROM conversations WHERE peer = ?1", [&peer.to_bytes()[..]], |row| {
+                row.get(0)
+            })
             .optional()?
             .ok_or(DbError::NoConversation)
     }

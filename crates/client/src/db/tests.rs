@@ -48,7 +48,9 @@ fn open_at_v1_then_migrate_to_latest_keeps_data() {
     // v2 tables work.
     assert!(store.mark_seen("h1", 10_000).unwrap());
     let node = [9u8; 32];
-    store.set_last_hash(&node, Namespace::DEFAULT, &LastHash { hash: "x".into(), expires_ms: 5_000 }).unwrap();
+    store
+        .set_last_hash(&node, Namespace::DEFAULT, &LastHash { hash: "x".into(), expires_ms: 5_000 })
+        .unwrap();
     assert_eq!(store.last_hash(&node, Namespace::DEFAULT, 4_000).unwrap().unwrap().hash, "x");
 }
 
