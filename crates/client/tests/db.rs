@@ -475,9 +475,9 @@ fn locked_by_another_process() {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout).lines() {
+            // Keep draining after "ready", so the child never writes into a closed pipe.
             if line.is_ok_and(|l| l.contains("lock-holder-ready")) {
                 let _ = ready_tx.send(());
-                return;
             }
         }
     });
