@@ -418,6 +418,22 @@ impl Store {
             .transpose()
     }
 
+    /// The message `(author, sent_ms)` in whichever conversation holds it (an unsend synced
+    /// from our other device names only the author and time). The lowest row id if several do.
+    pub fn find_message_by_author(&self, author: &SessionId, sent_ms: u64) -> Result<Option<Message>, DbError> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                     WHERE m.author = ?1 AND m.sent_ms = ?2 ORDER BY m.id LIMIT 1"
+                ),
+                params![&author.to_bytes()[..], to_i64(sent_ms)],
+                |row| Ok(message_from_row(row)),
+            )
+            .optional()?
+            .transpose()
+    }
+
     /// The newest `limit` messages of the conversation with `peer`, oldest first.
     pub fn messages(&self, peer: &SessionId, limit: u32) -> Result<Vec<Message>, DbError> {
         let mut stmt = self.conn.prepare(&format!(

@@ -62,6 +62,9 @@ pub struct RetrieveRequest {
     /// Only messages stored after this one (on the node asked; the cursor is node-local, so
     /// callers deduplicate by hash).
     pub last_hash: Option<MessageHash>,
+    /// Per-node cursors (by the node's Ed25519 key): when the member asked has an entry here, it
+    /// is sent instead of `last_hash`, so a poller can keep one position per node.
+    pub last_hash_by_node: BTreeMap<[u8; 32], MessageHash>,
     /// At most this many messages.
     pub max_count: Option<u32>,
     /// Size limit in bytes, or a negative fraction `-k` of the node's maximum (network §4.2).
@@ -95,6 +98,8 @@ pub struct Retrieved {
     pub messages: Vec<RetrievedMessage>,
     /// More messages are waiting (a limit cut the list).
     pub more: bool,
+    /// The Ed25519 key of the swarm member that answered (whose cursor the list continues).
+    pub node: [u8; 32],
 }
 
 /// What a delete did.
@@ -153,7 +158,7 @@ impl Network {
         let account = own_account(key);
         let pubkey = hex::encode(account);
         let ed = hex::encode(key.ed25519_public());
-        let build = |now: u64| {
+        let build = |now: u64, node: &ServiceNode| {
             let signature =
                 SignableRequest::Retrieve { namespace: request.namespace, timestamp: now }.sign(key);
             let mut p = json!({"pubkey": pubkey, "timestamp": now, "signature": B64.encode(signature),
@@ -161,7 +166,7 @@ impl Network {
             if !request.namespace.is_default() {
                 p["namespace"] = json!(request.namespace.0);
             }
-            if let Some(hash) = &request.last_hash {
+            if let Some(hash) = request.last_hash_by_node.get(&node.ed25519).or(request.last_hash.as_ref()) {
                 p["last_hash"] = json!(hash.as_str());
             }
             if let Some(n) = request.max_count {
@@ -172,8 +177,8 @@ impl Network {
             }
             p
         };
-        let body = self.swarm_request(&account, "retrieve", &build).await?;
-        parse_retrieved(&body)
+        let (body, node) = self.swarm_request_at(&account, "retrieve", &build).await?;
+        parse_retrieved(&body, node.ed25519)
     }
 
     /// Deletes messages of the account by hash (any namespace).
@@ -498,7 +503,7 @@ fn unchanged_map(result: &Value) -> Result<BTreeMap<MessageHash, u64>, NetworkEr
     Ok(out)
 }
 
-fn parse_retrieved(body: &Value) -> Result<Retrieved, NetworkError> {
+fn parse_retrieved(body: &Value, node: [u8; 32]) -> Result<Retrieved, NetworkError> {
     let Some(Value::Array(items)) = body.get("messages") else {
         return Err(invalid("retrieve reply has no messages list"));
     };
@@ -520,7 +525,7 @@ fn parse_retrieved(body: &Value) -> Result<Retrieved, NetworkError> {
         messages.push(RetrievedMessage { hash, timestamp_ms, expiry_ms, data });
     }
     let more = body.get("more").and_then(Value::as_bool).unwrap_or(false);
-    Ok(Retrieved { messages, more })
+    Ok(Retrieved { messages, more, node })
 }
 
 fn parse_get_swarm(body: &Value) -> Result<Vec<ServiceNode>, NetworkError> {
@@ -551,7 +556,7 @@ mod tests {
         let hash = MessageHash::compute(&[5; 33], Namespace(0), b"hi");
         let body = json!({"messages": [{"hash": hash.as_str(), "timestamp": 5, "expiration": 9,
             "data": B64.encode(b"hi")}], "more": true, "t": 1});
-        let r = parse_retrieved(&body).unwrap();
+        let r = parse_retrieved(&body, [0; 32]).unwrap();
         assert!(r.more);
         assert_eq!(
             r.messages,
@@ -559,8 +564,8 @@ mod tests {
         );
         let mut bad = body.clone();
         bad["messages"][0]["data"] = json!("***");
-        assert!(parse_retrieved(&bad).is_err());
-        assert!(parse_retrieved(&json!({"t": 1})).is_err());
+        assert!(parse_retrieved(&bad, [0; 32]).is_err());
+        assert!(parse_retrieved(&json!({"t": 1}), [0; 32]).is_err());
     }
 
     #[test]

@@ -507,6 +507,18 @@ impl Network {
         method: &str,
         params: &(dyn Fn(u64) -> Value + Sync),
     ) -> Result<Value, NetworkError> {
+        let params = |now: u64, _: &ServiceNode| params(now);
+        Ok(self.swarm_request_at(account, method, &params).await?.0)
+    }
+
+    /// [`Self::swarm_request`] whose parameters may depend on the member asked (a retrieve's
+    /// per-node `last_hash`); returns the reply and the member that gave it.
+    async fn swarm_request_at(
+        &self,
+        account: &[u8; 33],
+        method: &str,
+        params: &(dyn Fn(u64, &ServiceNode) -> Value + Sync),
+    ) -> Result<(Value, ServiceNode), NetworkError> {
         let max_attempts = self.inner.config.max_attempts.max(1);
         let mut tried: HashSet<[u8; 32]> = HashSet::new();
         let mut wrong_swarm = 0u32;
@@ -544,13 +556,13 @@ impl Network {
                 }
                 continue;
             };
-            let body = rpc_body(method, &params(self.network_time_ms()));
+            let body = rpc_body(method, &params(self.network_time_ms(), &destination));
             let mut failed = false;
             match self.onion_request(&destination, &body).await {
                 Ok(reply) => match reply_action(reply.status, wrong_swarm, clock_synced) {
                     ReplyAction::Done => {
                         self.observe_time(&reply.body);
-                        return Ok(reply.body);
+                        return Ok((reply.body, destination));
                     }
                     action @ (ReplyAction::OtherMember
                     | ReplyAction::RefreshPool
