@@ -87,7 +87,8 @@ async fn two_accounts_talk_requests_unsend_and_disappearing() {
         let (alice, phrase) =
             Client::create(&alice_dir, KeySource::KeyFile, config(&devnet), Some("Alice")).await.unwrap();
         assert_eq!(phrase.word_count(), 13);
-        let (bob, _) = Client::create(&bob_dir, KeySource::KeyFile, config(&devnet), Some("Bob")).await.unwrap();
+        let (bob, _) =
+            Client::create(&bob_dir, KeySource::KeyFile, config(&devnet), Some("Bob")).await.unwrap();
         let (a, b) = (alice.session_id(), bob.session_id());
         // A second create in the same directory is refused.
         let again = Client::create(&alice_dir, KeySource::KeyFile, config(&devnet), None).await;
@@ -102,7 +103,11 @@ async fn two_accounts_talk_requests_unsend_and_disappearing() {
         assert_eq!(sent.iter().map(|m| m.id).collect::<Vec<_>>(), vec![first, second]);
         assert!(sent.iter().all(|m| m.state == MessageState::Sent && m.direction == Direction::Outgoing));
         let events = drain(&mut alice_events);
-        assert!(events.contains(&Event::DeliveryState { conversation: b, message: first, state: MessageState::Sent }));
+        assert!(events.contains(&Event::DeliveryState {
+            conversation: b,
+            message: first,
+            state: MessageState::Sent
+        }));
 
         // Bob comes back: both messages wait in a message request.
         let bob = Client::open(&bob_dir, KeySource::KeyFile, config(&devnet)).await.unwrap();
@@ -114,13 +119,23 @@ async fn two_accounts_talk_requests_unsend_and_disappearing() {
         assert_eq!(conversation.unread, 2);
         assert_eq!(bob.contact(&a).await.unwrap().unwrap().display_name.as_deref(), Some("Alice"));
         let events = drain(&mut bob_events);
-        assert_eq!(events.iter().filter(|e| matches!(e, Event::Request { conversation } if *conversation == a)).count(), 1);
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, Event::Request { conversation } if *conversation == a))
+                .count(),
+            1
+        );
         assert_eq!(events.iter().filter(|e| matches!(e, Event::Message { .. })).count(), 2);
 
         // Bob accepts; Alice sees it accepted.
         bob.accept_request(&a).await.unwrap();
         assert_eq!(bob.conversation(&a).await.unwrap().unwrap().state, ConversationState::Accepted);
-        poll_until!(alice, "alice to see the request accepted", alice.contact(&b).await.unwrap().unwrap().approved_me);
+        poll_until!(
+            alice,
+            "alice to see the request accepted",
+            alice.contact(&b).await.unwrap().unwrap().approved_me
+        );
         assert!(drain(&mut alice_events).contains(&Event::Accepted { conversation: b }));
 
         // Both ways.
@@ -189,7 +204,26 @@ async fn two_accounts_talk_requests_unsend_and_disappearing() {
             !bodies(&bob, &a).await.contains(&Some("this will self-destruct".into()))
         );
         assert!(drain(&mut bob_events).contains(&Event::Expired { conversation: a, message: on_bob.id }));
-        poll_until!(alice, "the message to vanish on alice's side", alice.message(ephemeral).await.unwrap().is_none());
+        poll_until!(
+            alice,
+            "the message to vanish on alice's side",
+            alice.message(ephemeral).await.unwrap().is_none()
+        );
+
+        // Disappearing after read (Bob's setting): the timer starts when Alice reads it.
+        bob.set_disappearing(&a, DisappearingMode::AfterRead { seconds: 3600 }).await.unwrap();
+        bob.send_text(&a, "read me").await.unwrap();
+        poll_until!(
+            alice,
+            "the after-read message",
+            bodies(&alice, &b).await.contains(&Some("read me".into()))
+        );
+        let unread = alice.messages(&b, 10).await.unwrap().pop().unwrap();
+        assert_eq!(unread.disappearing, DisappearingMode::AfterRead { seconds: 3600 });
+        assert_eq!(unread.expires_at_ms, None);
+        assert_eq!(alice.mark_read(&b).await.unwrap(), 1);
+        let read = alice.message(unread.id).await.unwrap().unwrap();
+        assert_eq!(read.expires_at_ms, Some(read.read_at_ms.unwrap() + 3_600_000));
 
         // Note to Self: stored once, shown once.
         alice.set_disappearing(&b, DisappearingMode::Off).await.unwrap();
@@ -201,7 +235,9 @@ async fn two_accounts_talk_requests_unsend_and_disappearing() {
 
         // Unknown senders can be blocked: their messages are dropped.
         let (carol, _) =
-            Client::create(dir.path().join("carol"), KeySource::KeyFile, config(&devnet), Some("Carol")).await.unwrap();
+            Client::create(dir.path().join("carol"), KeySource::KeyFile, config(&devnet), Some("Carol"))
+                .await
+                .unwrap();
         bob.block(&carol.session_id()).await.unwrap();
         carol.send_text(&b, "spam").await.unwrap();
         let dropped_before = bob.stats().dropped;
@@ -215,17 +251,26 @@ async fn two_accounts_talk_requests_unsend_and_disappearing() {
         assert!(bob.conversation(&carol.session_id()).await.unwrap().is_none());
 
         // A restore from the phrase in a second directory: same ID, the history the swarm holds.
-        let restored =
-            Client::restore(dir.path().join("alice2"), KeySource::KeyFile, config(&devnet), &phrase.to_text())
-                .await
-                .unwrap();
+        let restored = Client::restore(
+            dir.path().join("alice2"),
+            KeySource::KeyFile,
+            config(&devnet),
+            &phrase.to_text(),
+        )
+        .await
+        .unwrap();
         assert_eq!(restored.session_id(), a);
-        poll_until!(restored, "the restored history", bodies(&restored, &b).await.len() >= 3);
+        poll_until!(restored, "the restored history", bodies(&restored, &b).await.len() >= 4);
         // The unsent message was deleted from the swarm and the disappearing one has expired.
         let history = bodies(&restored, &b).await;
         assert_eq!(
             history,
-            vec![Some("hello bob".into()), Some("are you there?".into()), Some("hi alice".into())]
+            vec![
+                Some("hello bob".into()),
+                Some("are you there?".into()),
+                Some("hi alice".into()),
+                Some("read me".into())
+            ]
         );
         assert_eq!(restored.conversation(&b).await.unwrap().unwrap().state, ConversationState::Accepted);
         let restored_msgs = restored.messages(&b, 10).await.unwrap();
@@ -279,8 +324,10 @@ async fn restart_without_duplicates_and_delivery_with_two_swarm_members_stopped(
         let summary = bob.poll_once().await.unwrap();
         assert_eq!(summary.handled, 0, "{summary:?}");
         assert_eq!(bodies(&bob, &a).await, before);
-        // A wrong passphrase does not open it.
+        // A wrong passphrase does not open it; creating over it is refused.
         drop(bob);
+        let again = Client::create(&bob_dir, key(), config(&devnet), None).await;
+        assert!(matches!(again, Err(ClientError::AccountExists)), "{again:?}");
         let wrong = Client::open(&bob_dir, KeySource::passphrase("wrong"), config(&devnet)).await;
         assert!(matches!(wrong, Err(ClientError::Db(_))), "{wrong:?}");
         let bob = Client::open(&bob_dir, key(), config(&devnet)).await.unwrap();
@@ -307,6 +354,54 @@ async fn restart_without_duplicates_and_delivery_with_two_swarm_members_stopped(
         bob.send_text(&a, "got them all").await.unwrap();
         poll_until!(alice, "bob's answer", bodies(&alice, &b).await.len() == 7);
 
+        devnet.down().await.unwrap();
+    })
+    .await;
+}
+
+/// The echo bot example (built by `cargo test`, or `cargo build -p session-client --examples`)
+/// against a devnet's `devnet.json`: it accepts our request and answers with our text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_echo_bot_answers() {
+    bounded(async {
+        let exe = std::env::current_exe().unwrap();
+        let bot_exe = exe.parent().unwrap().parent().unwrap().join("examples/echo_bot");
+        assert!(
+            bot_exe.exists(),
+            "{} missing: run `cargo build -p session-client --examples`",
+            bot_exe.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let devnet_dir = dir.path().join("devnet");
+        let devnet = Devnet::up(options(&devnet_dir, 5)).await.unwrap();
+        let mut bot = tokio::process::Command::new(&bot_exe)
+            .arg(dir.path().join("bot"))
+            .arg(devnet_dir.join("devnet.json"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = bot.stdout.take().unwrap();
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("the bot printed no Session ID in time")
+            .unwrap()
+            .expect("the bot exited");
+        let bot_id: SessionId = line.trim().parse().expect("a Session ID");
+
+        let (alice, _) = Client::create(dir.path().join("alice"), KeySource::KeyFile, config(&devnet), None)
+            .await
+            .unwrap();
+        alice.send_text(&bot_id, "ping 1").await.unwrap();
+        poll_until!(alice, "the echo", bodies(&alice, &bot_id).await.len() == 2);
+        assert_eq!(bodies(&alice, &bot_id).await, vec![Some("ping 1".into()), Some("ping 1".into())]);
+        let echo = alice.messages(&bot_id, 10).await.unwrap().pop().unwrap();
+        assert_eq!((echo.author, echo.direction), (bot_id, Direction::Incoming));
+        assert!(alice.contact(&bot_id).await.unwrap().unwrap().approved_me, "the bot accepted the request");
+
+        bot.kill().await.unwrap();
         devnet.down().await.unwrap();
     })
     .await;

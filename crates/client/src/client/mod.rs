@@ -576,7 +576,9 @@ impl Client {
                     let after_read: Vec<(String, u32)> = s
                         .messages(&peer, u32::MAX)?
                         .into_iter()
-                        .filter(|m| m.direction == Direction::Incoming && m.read_at_ms.is_none() && !m.deleted)
+                        .filter(|m| {
+                            m.direction == Direction::Incoming && m.read_at_ms.is_none() && !m.deleted
+                        })
                         .filter_map(|m| match m.disappearing {
                             DisappearingMode::AfterRead { seconds } => m.server_hash.map(|h| (h, seconds)),
                             _ => None,
@@ -597,7 +599,9 @@ impl Client {
         }
         for (seconds, hashes) in by_timer {
             let expiry = now + u64::from(seconds) * 1000;
-            if let Err(e) = self.inner.net.expire(&self.inner.identity, &hashes, expiry, ExpireMode::Shorten).await {
+            if let Err(e) =
+                self.inner.net.expire(&self.inner.identity, &hashes, expiry, ExpireMode::Shorten).await
+            {
                 tracing::warn!(error = %e, "could not shorten the swarm expiry of read messages");
             }
         }
@@ -724,7 +728,11 @@ impl Client {
 
     /// Sets our disappearing-messages setting for the conversation with `peer` (it applies to
     /// messages we send from now on) and tells the peer and our other devices.
-    pub async fn set_disappearing(&self, peer: &SessionId, mode: DisappearingMode) -> Result<(), ClientError> {
+    pub async fn set_disappearing(
+        &self,
+        peer: &SessionId,
+        mode: DisappearingMode,
+    ) -> Result<(), ClientError> {
         if mode != DisappearingMode::Off && mode.seconds() == 0 {
             return Err(ClientError::ZeroTimer);
         }
@@ -836,8 +844,7 @@ impl Client {
         ttl: Duration,
     ) -> Result<StoreResult, ClientError> {
         let data = content::encode_outgoing(&self.inner.identity, to, kind, sent_ms, &mut rand::rng())?;
-        let request =
-            StoreRequest { namespace: Namespace(0), data, ttl, timestamp_ms: Some(sent_ms) };
+        let request = StoreRequest { namespace: Namespace(0), data, ttl, timestamp_ms: Some(sent_ms) };
         let result = if *to == self.inner.id {
             self.inner.net.store(&self.inner.identity, &request).await?
         } else {

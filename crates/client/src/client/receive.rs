@@ -7,9 +7,7 @@ use session_protocol::message_hash::{MessageHash, Namespace};
 
 use super::{Client, ClientError, Event, MAX_PAGES_PER_POLL};
 use crate::content::{self, DisappearingMode, Incoming, IncomingContent, IncomingError, MessageKind};
-use crate::db::{
-    ConversationState, DbError, Direction, LastHash, MessageState, NewMessage, Store,
-};
+use crate::db::{ConversationState, DbError, Direction, LastHash, MessageState, NewMessage, Store};
 use crate::net::RetrievedMessage;
 
 /// What one [`Client::poll_once`] did.
@@ -78,7 +76,8 @@ impl Client {
             .await?;
         let mut summary = PollSummary::default();
         for _ in 0..MAX_PAGES_PER_POLL {
-            let got = self.inner.net.retrieve(&self.inner.identity, &Self::retrieve_request(last.clone())).await?;
+            let got =
+                self.inner.net.retrieve(&self.inner.identity, &Self::retrieve_request(last.clone())).await?;
             summary.fetched += got.messages.len();
             for message in &got.messages {
                 let outcome = self.handle(message).await?;
@@ -114,11 +113,8 @@ impl Client {
         let now = self.now();
         let hash = message.hash.as_str().to_owned();
         let expiry = message.expiry_ms;
-        let applied = self
-            .inner
-            .db
-            .run(move |s| s.transaction(|s| apply(s, &me, &hash, expiry, decoded, now)))
-            .await?;
+        let applied =
+            self.inner.db.run(move |s| s.transaction(|s| apply(s, &me, &hash, expiry, decoded, now))).await?;
         for event in applied.events {
             self.emit(event);
         }
@@ -179,7 +175,8 @@ fn apply(
             // Writing to us approves us.
             contact.approved_me = true;
             s.save_contact(&contact)?;
-            let state = if contact.approved { ConversationState::Accepted } else { ConversationState::Request };
+            let state =
+                if contact.approved { ConversationState::Accepted } else { ConversationState::Request };
             let conversation = s.ensure_conversation(&sender, state, now)?;
             if existing.is_none() && conversation.state == ConversationState::Request {
                 out.events.push(Event::Request { conversation: sender });

@@ -420,7 +420,11 @@ impl Store {
 
     /// The message `(author, sent_ms)` in whichever conversation holds it (an unsend synced
     /// from our other device names only the author and time). The lowest row id if several do.
-    pub fn find_message_by_author(&self, author: &SessionId, sent_ms: u64) -> Result<Option<Message>, DbError> {
+    pub fn find_message_by_author(
+        &self,
+        author: &SessionId,
+        sent_ms: u64,
+    ) -> Result<Option<Message>, DbError> {
         self.conn
             .query_row(
                 &format!(
