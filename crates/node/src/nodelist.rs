@@ -108,7 +108,8 @@ impl NodeList {
     pub fn verifier_by_ed25519(&self, pubkey_hex: &str) -> Option<(&NodeRecord, Option<&Ed25519Verifier>)> {
         let &i = self.by_ed25519.get(pubkey_hex)?;
         let record = &self.nodes[i];
-        let verifier = self.verifiers[i].get_or_init(|| record.ed25519().as_ref().and_then(Ed25519Verifier::new));
+        let verifier =
+            self.verifiers[i].get_or_init(|| record.ed25519().as_ref().and_then(Ed25519Verifier::new));
         Some((record, verifier.as_ref()))
     }
 

@@ -382,7 +382,11 @@ mod tests {
                 VerifyingKey::from_bytes(a).is_ok_and(|k| !k.is_weak()),
                 "case {i}"
             );
-            assert_eq!(verifier.is_some_and(|v| v.verify_parts(&[&m[..3], &m[3..]], sig)), expected, "case {i}");
+            assert_eq!(
+                verifier.is_some_and(|v| v.verify_parts(&[&m[..3], &m[3..]], sig)),
+                expected,
+                "case {i}"
+            );
             accepted += usize::from(expected);
         }
         assert_eq!(accepted, 2, "the valid signature and the torsioned key");

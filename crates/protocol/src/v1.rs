@@ -248,6 +248,7 @@ mod tests {
     use crate::primitives::testing::CountingRng;
     use curve25519_dalek::constants::EIGHT_TORSION;
     use curve25519_dalek::montgomery::MontgomeryPoint;
+    use curve25519_dalek::scalar::Scalar;
     use curve25519_dalek::traits::IsIdentity;
 
     fn alice() -> IdentityKey {
