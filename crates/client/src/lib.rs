@@ -4,9 +4,15 @@
 //!   keeps onion paths with pinned guards, resolves swarms locally, and offers the storage RPC
 //!   methods a messenger needs (store, retrieve, delete, expire, …) signed with the account's
 //!   key, with the retry and failure rules of upstream Session clients.
+//! - [`db`]: the encrypted local database (SQLCipher): account, contacts, conversations,
+//!   messages, poll state, node pool.
+//! - [`content`]: the 1:1 message kinds a client sends and receives, to and from the protobuf
+//!   `Content`, and the full encode/decode pipeline for swarm-stored 1:1 messages.
 
 #![forbid(unsafe_code)]
 
+pub mod content;
+pub mod db;
 pub mod net;
 
 pub use net::{Network, NetworkConfig, NetworkError};
