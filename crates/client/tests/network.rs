@@ -2,9 +2,8 @@
 //! store and retrieve through onion paths, the other storage methods, pool refresh through
 //! nodes, clock offset, aes-gcm layers, swarm members stopped, and a stale pool answered by 421.
 //!
-//! Needs the `session-node` and `session-registry` binaries in this target directory
-//! (`cargo build -p session-node -p session-registry`). One devnet at a time; every test is
-//! bounded in time.
+//! Builds the `session-node` and `session-registry` binaries into this target directory first
+//! (`Binaries::build_for_tests`). One devnet at a time; every test is bounded in time.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -13,7 +12,7 @@ use std::time::Duration;
 
 use session_client::net::{PoolSnapshot, RetrieveRequest, StoreRequest};
 use session_client::{Network, NetworkConfig, NetworkError};
-use session_devnet::{Devnet, DevnetOptions, Timing};
+use session_devnet::{Binaries, Devnet, DevnetOptions, Timing};
 use session_protocol::message_hash::{MessageHash, Namespace};
 use session_protocol::onion::EncType;
 use session_protocol::rpc_sign::{ExpireMode, NamespaceSelector};
@@ -32,6 +31,10 @@ async fn bounded<F: Future<Output = ()>>(test: F) {
 
 fn options(dir: &Path, nodes: usize, decommission_after_secs: f64) -> DevnetOptions {
     let mut o = DevnetOptions::new(dir, nodes);
+    o.binaries = Some(
+        Binaries::build_for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml"))
+            .expect("building session-node and session-registry"),
+    );
     o.timing = Timing { heartbeat_secs: 1, decommission_after_secs, ..Timing::default() };
     o.ready_timeout = Duration::from_secs(180);
     o.stop_grace = Duration::from_secs(5);

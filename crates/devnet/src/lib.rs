@@ -194,6 +194,54 @@ impl Binaries {
     }
 }
 
+impl Binaries {
+    /// For tests of this workspace: builds (or brings up to date) `session-node` and
+    /// `session-registry` with Cargo into the target directory of the running test executable
+    /// (`target/<profile>/deps/<test>`), once per process, and returns them. `cargo test -p X`
+    /// does not build other packages' binaries, so tests that start a devnet call this.
+    /// `workspace_manifest` is the workspace's `Cargo.toml`.
+    pub fn build_for_tests(workspace_manifest: &Path) -> Result<Self, DevnetError> {
+        static BUILT: std::sync::Mutex<Option<Binaries>> = std::sync::Mutex::new(None);
+        let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(binaries) = built.as_ref() {
+            return Ok(binaries.clone());
+        }
+        let io = |what: &str| {
+            let what = what.to_string();
+            move |source| DevnetError::Io { what, source }
+        };
+        let exe = std::env::current_exe().map_err(io("finding the test executable"))?;
+        let profile = exe.parent().and_then(Path::parent).ok_or_else(|| DevnetError::Io {
+            what: format!("{} is not in target/<profile>/deps", exe.display()),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })?;
+        let target = profile.parent().unwrap_or(profile);
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "session-node", "-p", "session-registry", "--bins", "--manifest-path"])
+            .arg(workspace_manifest)
+            .arg("--target-dir")
+            .arg(target)
+            .args(if profile.file_name() == Some(std::ffi::OsStr::new("release")) {
+                &["--release"][..]
+            } else {
+                &[]
+            })
+            .status()
+            .map_err(io("running cargo build"))?;
+        if !status.success() {
+            return Err(DevnetError::Io {
+                what: "cargo build -p session-node -p session-registry".into(),
+                source: std::io::Error::other(format!("exited with {status}")),
+            });
+        }
+        let exe = |name: &str| profile.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        let binaries = Self { registry: exe("session-registry"), node: exe("session-node") };
+        *built = Some(binaries.clone());
+        Ok(binaries)
+    }
+}
+
 /// The file name under which the `session-devnet` executable runs the node it was built with.
 pub const EMBEDDED_NODE: &str = "session-node";
 /// The file name under which the `session-devnet` executable runs the registry it was built with.

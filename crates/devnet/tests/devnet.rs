@@ -6,7 +6,7 @@
 //! The tests run one at a time (each starts 6 processes or more on a shared machine); every wait
 //! is bounded.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,31 +26,10 @@ const WAIT: Duration = Duration::from_secs(120);
 /// One devnet at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// `target/<profile>` of this test executable.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
-}
-
-/// The registry and node binaries of this workspace, built (or brought up to date) with Cargo
-/// into this test's target directory: `cargo test -p session-devnet` does not build other
-/// packages' binaries.
+/// The registry and node binaries of this workspace, built into this test's target directory.
 fn binaries() -> Binaries {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    let profile = profile_dir();
-    BUILT.call_once(|| {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-        let status = Command::new(option_env!("CARGO").unwrap_or("cargo"))
-            .args(["build", "-p", "session-node", "-p", "session-registry", "--bins", "--manifest-path"])
-            .arg(&manifest)
-            .arg("--target-dir")
-            .arg(profile.parent().expect("target dir"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build -p session-node -p session-registry failed");
-    });
-    let exe = |name: &str| profile.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    Binaries { registry: exe("session-registry"), node: exe("session-node") }
+    Binaries::build_for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml"))
+        .expect("building session-node and session-registry")
 }
 
 /// Options for a quick test network: heartbeat 1 s, decommission after 5 s.

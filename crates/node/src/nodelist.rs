@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use session_protocol::keys::Ed25519Verifier;
 use session_protocol::swarm::{SwarmId, swarm_for_pubkey};
 
 use crate::{AccountKey, NodeContext};
@@ -67,6 +68,10 @@ pub struct NodeList {
     nodes: Vec<NodeRecord>,
     swarm_ids: Vec<SwarmId>,
     by_ed25519: BTreeMap<String, usize>,
+    /// Each node's decoded Ed25519 key (`None`: no signature verifies under it), decoded on
+    /// first use: the channel checks a signature per request, and decoding the key is a point
+    /// decompression.
+    verifiers: Vec<OnceLock<Option<Ed25519Verifier>>>,
 }
 
 impl NodeList {
@@ -78,7 +83,8 @@ impl NodeList {
         swarm_ids.sort();
         swarm_ids.dedup();
         let by_ed25519 = nodes.iter().enumerate().map(|(i, n)| (n.pubkey_ed25519.clone(), i)).collect();
-        Self { nodes, swarm_ids, by_ed25519 }
+        let verifiers = nodes.iter().map(|_| OnceLock::new()).collect();
+        Self { nodes, swarm_ids, by_ed25519, verifiers }
     }
 
     /// Parses the JSON file form.
@@ -95,6 +101,16 @@ impl NodeList {
     /// The node with this Ed25519 key (hex), if known.
     pub fn by_ed25519(&self, pubkey_hex: &str) -> Option<&NodeRecord> {
         self.by_ed25519.get(pubkey_hex).map(|&i| &self.nodes[i])
+    }
+
+    /// The node with this Ed25519 key (hex) and the key decoded for verifying its signatures
+    /// (`None` when no signature can verify under it), or `None` if the node is not listed.
+    pub fn verifier_by_ed25519(&self, pubkey_hex: &str) -> Option<(&NodeRecord, Option<&Ed25519Verifier>)> {
+        let &i = self.by_ed25519.get(pubkey_hex)?;
+        let record = &self.nodes[i];
+        let verifier =
+            self.verifiers[i].get_or_init(|| record.ed25519().as_ref().and_then(Ed25519Verifier::new));
+        Some((record, verifier.as_ref()))
     }
 
     /// The swarm ids with at least one member, ascending.

@@ -12,13 +12,11 @@
 //! before copying and checks the signature on the plaintext buffer where it lies. The recipient's
 //! X25519 key pair comes from the [`IdentityKey`] cache, never recomputed.
 
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
-use curve25519_dalek::scalar::Scalar;
-use sha2::{Digest, Sha512};
+use curve25519_dalek::edwards::EdwardsPoint;
 use zeroize::Zeroizing;
 
 use crate::id::{IdPrefix, SessionId};
-use crate::keys::{IdentityKey, is_torsion_free};
+use crate::keys::{Ed25519Verifier, IdentityKey, is_torsion_free};
 use crate::primitives::{
     MAC_LEN, SEAL_OVERHEAD, blake2b_32, box_beforenm, box_seed_secret, seal_key_agreement, seal_nonce,
     secretbox_open, secretbox_seal_in_place,
@@ -229,24 +227,11 @@ fn verify_signature(
     message: &[&[u8]],
     signature: &[u8; SIGNATURE_LEN],
 ) -> Option<EdwardsPoint> {
-    let (r, s) = signature.split_at(32);
-    let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s.try_into().ok()?))?;
     if !is_canonical_ed25519(public) {
         return None;
     }
-    let point = CompressedEdwardsY(*public).decompress()?;
-    if point.is_small_order() {
-        return None;
-    }
-    let mut hash = Sha512::new();
-    hash.update(r);
-    hash.update(public);
-    for part in message {
-        hash.update(part);
-    }
-    let k = Scalar::from_bytes_mod_order_wide(&hash.finalize().into());
-    let expected_r = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &-point, &s);
-    (!expected_r.is_small_order() && expected_r.compress().as_bytes() == r).then_some(point)
+    let key = Ed25519Verifier::new(public)?;
+    key.verify_parts(message, signature).then(|| *key.point())
 }
 
 /// libsodium's `ge25519_is_canonical`: the encoded y coordinate is below p = 2^255 − 19.
@@ -263,6 +248,7 @@ mod tests {
     use crate::primitives::testing::CountingRng;
     use curve25519_dalek::constants::EIGHT_TORSION;
     use curve25519_dalek::montgomery::MontgomeryPoint;
+    use curve25519_dalek::scalar::Scalar;
     use curve25519_dalek::traits::IsIdentity;
 
     fn alice() -> IdentityKey {

@@ -249,7 +249,8 @@ impl Store {
     // ---- conversations ----
 
     /// The conversation with `peer`, created in state `initial` if there is none (an existing
-    /// conversation is returned unchanged). Note to Self (our own ID) is always accepted.
+    /// conversation is returned unchanged). Note to Self (our own ID, recognised once the account
+    /// exists) is always accepted.
     pub fn ensure_conversation(
         &self,
         peer: &SessionId,

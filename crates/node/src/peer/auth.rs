@@ -15,7 +15,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use session_protocol::IdentityKey;
-use session_protocol::keys::verify_ed25519;
 use session_protocol::primitives::blake2b_32;
 
 use crate::nodelist::NodeList;
@@ -130,13 +129,16 @@ pub fn verify_request<'a>(
         Ok(64) => {}
         _ => return Err(AuthError::Malformed),
     }
-    let record = nodes.by_ed25519(pubkey).ok_or(AuthError::UnknownSender)?;
-    let key = record.ed25519().ok_or(AuthError::UnknownSender)?;
+    let (_, key) = nodes.verifier_by_ed25519(pubkey).ok_or(AuthError::UnknownSender)?;
     if now_ms.abs_diff(ts) > MAX_CLOCK_SKEW_MS.unsigned_abs() {
         return Err(AuthError::Stale);
     }
     let message = signed_message(request.method, request.path, timestamp, pubkey, own_hex, request.body);
-    if verify_ed25519(&key, &message, &sig) { Ok(pubkey) } else { Err(AuthError::BadSignature) }
+    // `verify_ed25519`'s rules, with the sender's key decoded once per node list.
+    match key {
+        Some(key) if key.verify(&message, &sig) => Ok(pubkey),
+        _ => Err(AuthError::BadSignature),
+    }
 }
 
 // ---- internals ----
@@ -261,7 +263,75 @@ mod tests {
             ),
             Err(AuthError::MissingHeaders)
         );
+        // A listed node whose key is of small order: no signature verifies under it.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut small = record(&a);
+        small.pubkey_ed25519 = hex::encode(identity);
+        let with_small = NodeList::new(vec![small.clone(), record(&b)]);
+        let mut forged = h.clone();
+        forged.pubkey = small.pubkey_ed25519.clone();
+        forged.signature = STANDARD.encode([&identity[..], &[0u8; 32]].concat());
+        assert_eq!(
+            check(&with_small, &b_hex, 1_000_000, "/node/v1/rpc", b"body", &forged),
+            Err(AuthError::BadSignature)
+        );
         assert_eq!(AuthError::UnknownSender.status(), 403);
         assert_eq!(AuthError::Stale.status(), 401);
+    }
+
+    /// The channel's check (the sender's key decoded once, through the node list) accepts exactly
+    /// what `verify_ed25519` accepts: the valid signature, and none of its single-bit
+    /// corruptions or its s + L form.
+    #[test]
+    fn verification_matches_verify_ed25519() {
+        use session_protocol::keys::verify_ed25519;
+        let a = IdentityKey::from_seed_bytes(&[3; 32]);
+        let b = IdentityKey::from_seed_bytes(&[4; 32]);
+        let (a_hex, b_hex) = (hex::encode(a.ed25519_public()), hex::encode(b.ed25519_public()));
+        let list = NodeList::new(vec![record(&a), record(&b)]);
+        let h = sign_request(&a, &a_hex, &b_hex, "POST", "/node/v1/onion", 5_000, b"layer");
+        let message = signed_message("POST", "/node/v1/onion", "5000", &a_hex, &b_hex, b"layer");
+        let mut good = [0u8; 64];
+        STANDARD.decode_slice(&h.signature, &mut good).unwrap();
+        let mut signatures = vec![good];
+        for bit in 0..512 {
+            let mut sig = good;
+            sig[bit / 8] ^= 1 << (bit % 8);
+            signatures.push(sig);
+        }
+        // s + L: the same scalar, not reduced.
+        let mut s_plus_l = good;
+        let l: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut carry = 0u16;
+        for (i, l) in l.iter().enumerate() {
+            let sum = u16::from(good[32 + i]) + u16::from(*l) + carry;
+            s_plus_l[32 + i] = sum as u8;
+            carry = sum >> 8;
+        }
+        signatures.push(s_plus_l);
+        let mut accepted = 0;
+        for (i, sig) in signatures.iter().enumerate() {
+            let signature = STANDARD.encode(sig);
+            let received = Received {
+                method: "POST",
+                path: "/node/v1/onion",
+                pubkey: Some(&h.pubkey),
+                timestamp: Some(&h.timestamp),
+                signature: Some(&signature),
+                body: b"layer",
+            };
+            let ours = verify_request(&list, &b_hex, 5_000, &received);
+            let expected = verify_ed25519(&a.ed25519_public(), &message, sig);
+            assert_eq!(ours.is_ok(), expected, "signature {i}");
+            if !expected {
+                assert_eq!(ours, Err(AuthError::BadSignature), "signature {i}");
+            }
+            accepted += usize::from(expected);
+        }
+        assert_eq!(accepted, 1);
     }
 }
