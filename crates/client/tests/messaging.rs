@@ -3,9 +3,9 @@
 //! messages, restore from the recovery phrase, restart without duplicates, and delivery with two
 //! swarm members stopped.
 //!
-//! Needs the `session-node` and `session-registry` binaries in this target directory
-//! (`cargo build -p session-node -p session-registry`). One devnet at a time; every test and
-//! every wait is bounded in time.
+//! The `session-node` and `session-registry` binaries, and the echo bot example, are built into
+//! this target directory by the tests themselves (`Binaries::build_for_tests`, `cargo build
+//! --example echo_bot`). One devnet at a time; every test and every wait is bounded in time.
 
 use std::future::Future;
 use std::path::Path;
@@ -15,7 +15,7 @@ use session_client::client::Event;
 use session_client::content::DisappearingMode;
 use session_client::db::{ConversationState, Direction, KeySource, MessageState};
 use session_client::{Client, ClientError, NetworkConfig};
-use session_devnet::{Devnet, DevnetOptions, Timing};
+use session_devnet::{Binaries, Devnet, DevnetOptions, Timing};
 use session_protocol::SessionId;
 
 /// Bound of a whole test.
@@ -34,6 +34,10 @@ async fn bounded<F: Future<Output = ()>>(test: F) {
 
 fn options(dir: &Path, nodes: usize) -> DevnetOptions {
     let mut o = DevnetOptions::new(dir, nodes);
+    o.binaries = Some(
+        Binaries::build_for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml"))
+            .expect("building session-node and session-registry"),
+    );
     // Stopped nodes stay listed: the clients have to route around them by themselves.
     o.timing = Timing { heartbeat_secs: 1, decommission_after_secs: 3600.0, ..Timing::default() };
     o.ready_timeout = Duration::from_secs(180);
@@ -354,23 +358,49 @@ async fn restart_without_duplicates_and_delivery_with_two_swarm_members_stopped(
         bob.send_text(&a, "got them all").await.unwrap();
         poll_until!(alice, "bob's answer", bodies(&alice, &b).await.len() == 7);
 
+        // With the whole network gone, a message is kept as failed.
         devnet.down().await.unwrap();
+        let mut events = alice.subscribe();
+        let Err(ClientError::SendFailed { message, .. }) = alice.send_text(&b, "into the void").await else {
+            panic!("sending without a network did not fail");
+        };
+        let failed = alice.message(message).await.unwrap().unwrap();
+        assert_eq!((failed.state, failed.body.as_deref()), (MessageState::Failed, Some("into the void")));
+        assert!(drain(&mut events).contains(&Event::DeliveryState {
+            conversation: b,
+            message,
+            state: MessageState::Failed
+        }));
     })
     .await;
 }
 
-/// The echo bot example (built by `cargo test`, or `cargo build -p session-client --examples`)
-/// against a devnet's `devnet.json`: it accepts our request and answers with our text.
+/// Builds the echo bot example into this test's target directory (`target/<profile>`), returns
+/// its path.
+fn build_echo_bot() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(Path::parent).expect("test executable in target/<profile>/deps");
+    let target = profile.parent().unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command
+        .args(["build", "-p", "session-client", "--example", "echo_bot", "--manifest-path"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target);
+    if profile.file_name() == Some(std::ffi::OsStr::new("release")) {
+        command.arg("--release");
+    }
+    assert!(command.status().unwrap().success(), "building the echo bot example");
+    profile.join("examples/echo_bot")
+}
+
+/// The echo bot example against a devnet's `devnet.json`: it accepts our request and answers
+/// with our text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_echo_bot_answers() {
     bounded(async {
-        let exe = std::env::current_exe().unwrap();
-        let bot_exe = exe.parent().unwrap().parent().unwrap().join("examples/echo_bot");
-        assert!(
-            bot_exe.exists(),
-            "{} missing: run `cargo build -p session-client --examples`",
-            bot_exe.display()
-        );
+        let bot_exe = tokio::task::spawn_blocking(build_echo_bot).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let devnet_dir = dir.path().join("devnet");
         let devnet = Devnet::up(options(&devnet_dir, 5)).await.unwrap();

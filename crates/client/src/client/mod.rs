@@ -170,9 +170,9 @@ pub enum ClientError {
     SendFailed {
         /// The failed message.
         message: MessageId,
-        /// Why.
+        /// Why (usually [`ClientError::Network`]).
         #[source]
-        source: NetworkError,
+        source: Box<ClientError>,
     },
     /// No conversation with that peer.
     #[error("no such conversation")]
@@ -485,10 +485,10 @@ impl Client {
         // Note to Self: one copy, in our swarm.
         if to == me {
             let result = self.store(&me, &MessageKind::Text(text), now, ttl).await;
-            return self.finish_send(id, &to, result, true).await;
+            return self.finish_send(id, &to, result, Some(now + ttl_ms(ttl))).await;
         }
         let result = self.store(&to, &MessageKind::Text(text.clone()), now, ttl).await;
-        let id = self.finish_send(id, &to, result, false).await?;
+        let id = self.finish_send(id, &to, result, None).await?;
         // The copy for our other devices (and for a restore).
         let sync = MessageKind::Text(TextMessage { sync_target: Some(to), ..text });
         match self.store(&me, &sync, now, ttl).await {
@@ -510,23 +510,24 @@ impl Client {
         Ok(id)
     }
 
-    /// Records the outcome of the main store of a sent message.
+    /// Records the outcome of the main store of a sent message. `own_swarm`: the store went
+    /// to our own swarm (Note to Self), with this expiry unless the swarm reports one.
     async fn finish_send(
         &self,
         id: MessageId,
         to: &SessionId,
         result: Result<StoreResult, ClientError>,
-        own_swarm: bool,
+        own_swarm: Option<u64>,
     ) -> Result<MessageId, ClientError> {
         let (state, outcome) = match result {
             Ok(stored) => {
                 let hash = stored.hash.as_str().to_owned();
-                let expiry = stored.expiry_ms.unwrap_or(u64::MAX);
                 self.inner
                     .db
                     .run(move |s| {
                         s.transaction(|s| {
-                            if own_swarm {
+                            if let Some(fallback) = own_swarm {
+                                let expiry = stored.expiry_ms.unwrap_or(fallback);
                                 s.mark_seen(&hash, expiry)?;
                                 s.set_server_hash(id, &hash)?;
                             }
@@ -539,11 +540,7 @@ impl Client {
             Err(e) => {
                 tracing::warn!(error = %e, to = %to.short(), "message not delivered");
                 self.inner.db.run(move |s| s.set_message_state(id, MessageState::Failed)).await?;
-                let source = match e {
-                    ClientError::Network(n) => n,
-                    other => NetworkError::Config(other.to_string()),
-                };
-                (MessageState::Failed, Err(ClientError::SendFailed { message: id, source }))
+                (MessageState::Failed, Err(ClientError::SendFailed { message: id, source: Box::new(e) }))
             }
         };
         self.emit(Event::DeliveryState { conversation: *to, message: id, state });
