@@ -12,6 +12,7 @@
 //!   `Content`, and the full encode/decode pipeline for swarm-stored 1:1 messages.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod client;
 pub mod content;
