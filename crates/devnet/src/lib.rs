@@ -157,6 +157,11 @@ pub struct Binaries {
 
 /// Environment variable naming the `session-registry` binary.
 pub const REGISTRY_BIN_ENV: &str = "SESSION_REGISTRY_BIN";
+/// Set when the caller already built `session-node` and `session-registry` next to the test
+/// executables, so [`Binaries::build_for_tests`] only locates them: `cargo test --workspace`
+/// does (Cargo builds a package's binaries for its own integration tests before running any
+/// test), which is what `.ci/run` runs.
+pub const PREBUILT_ENV: &str = "SESSION_TEST_BINARIES_PREBUILT";
 /// Environment variable naming the `session-node` binary.
 pub const NODE_BIN_ENV: &str = "SESSION_NODE_BIN";
 
@@ -205,6 +210,9 @@ impl Binaries {
         let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(binaries) = built.as_ref() {
             return Ok(binaries.clone());
+        }
+        if std::env::var_os(PREBUILT_ENV).is_some() {
+            return Binaries::locate();
         }
         let io = |what: &str| {
             let what = what.to_string();
