@@ -12,6 +12,7 @@ pub use session_common::secret_file::SecretFileError as IdentityError;
 #[derive(Debug, Clone)]
 pub struct NodeIdentity {
     key: IdentityKey,
+    channel: std::sync::Arc<crate::peer::auth::ChannelKeys>,
     ed25519_hex: String,
     x25519_hex: String,
 }
@@ -21,7 +22,8 @@ impl NodeIdentity {
     pub fn new(key: IdentityKey) -> Self {
         let ed25519_hex = hex::encode(key.ed25519_public());
         let x25519_hex = hex::encode(key.x25519_public());
-        Self { key, ed25519_hex, x25519_hex }
+        let channel = std::sync::Arc::new(crate::peer::auth::ChannelKeys::new(&key));
+        Self { key, channel, ed25519_hex, x25519_hex }
     }
 
     /// Loads `dir/node.key`, or makes a fresh key there (mode 0600) on first start.
@@ -33,6 +35,11 @@ impl NodeIdentity {
     /// The key pair.
     pub fn key(&self) -> &IdentityKey {
         &self.key
+    }
+
+    /// The node-to-node channel keys with every peer (`peer::auth::ChannelKeys`).
+    pub fn channel_keys(&self) -> &crate::peer::auth::ChannelKeys {
+        &self.channel
     }
 
     /// Ed25519 public key, hex.

@@ -333,15 +333,24 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<HttpReply, PeerError> {
         let identity = &self.inner.identity;
-        let signed = auth::sign_request(
-            identity.key(),
-            identity.ed25519_hex(),
+        let now = unix_now_ms();
+        let sender = identity.ed25519_hex();
+        // The pair's channel key when the recipient's key allows it, a signature otherwise.
+        let (header, signed) = match auth::mac_request(
+            identity.channel_keys(),
+            sender,
             &peer.pubkey_ed25519,
             "POST",
             path,
-            unix_now_ms(),
+            now,
             &body,
-        );
+        ) {
+            Some(signed) => (auth::MAC_HEADER, signed),
+            None => (
+                auth::SIGNATURE_HEADER,
+                auth::sign_request(identity.key(), sender, &peer.pubkey_ed25519, "POST", path, now, &body),
+            ),
+        };
         let url = peer_url(peer, path);
         let response = self
             .inner
@@ -351,7 +360,7 @@ impl PeerClient {
             .header(reqwest::header::CONTENT_TYPE, content_type_for(path))
             .header(auth::PUBKEY_HEADER, signed.pubkey)
             .header(auth::TIMESTAMP_HEADER, signed.timestamp)
-            .header(auth::SIGNATURE_HEADER, signed.signature)
+            .header(header, signed.signature)
             .body(body)
             .send()
             .await

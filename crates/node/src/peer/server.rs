@@ -164,9 +164,16 @@ fn authenticate_sender(
         pubkey: header(auth::PUBKEY_HEADER),
         timestamp: header(auth::TIMESTAMP_HEADER),
         signature: header(auth::SIGNATURE_HEADER),
+        mac: header(auth::MAC_HEADER),
         body,
     };
-    let result = auth::verify_request(&nodes, ctx.identity.ed25519_hex(), ctx.now_ms(), &received);
+    let result = auth::verify_request(
+        &nodes,
+        ctx.identity.channel_keys(),
+        ctx.identity.ed25519_hex(),
+        ctx.now_ms(),
+        &received,
+    );
     if let Err(e) = &result {
         tracing::debug!(error = %e, path, "peer request refused");
     }
