@@ -7,50 +7,27 @@
 //! this target directory by the tests themselves (`Binaries::build_for_tests`, `cargo build
 //! --example echo_bot`). One devnet at a time; every test and every wait is bounded in time.
 
-use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
 use session_client::client::Event;
 use session_client::content::DisappearingMode;
 use session_client::db::{ConversationState, Direction, KeySource, MessageState};
-use session_client::{Client, ClientError, NetworkConfig};
-use session_devnet::{Binaries, Devnet, DevnetOptions, Timing};
+use session_client::{Client, ClientError};
+use session_devnet::Devnet;
 use session_protocol::SessionId;
+
+mod support;
+use support::{bounded, config, options};
+
+/// Stopped nodes stay listed: the clients have to route around them by themselves.
+const STOPPED_STAY_LISTED: f64 = 3600.0;
 
 /// Bound of a whole test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// Bound of one wait for something to arrive.
 const WAIT: Duration = Duration::from_secs(90);
-
-/// One devnet at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn bounded<F: Future<Output = ()>>(test: F) {
-    let _serial = SERIAL.lock().await;
-    tokio::time::timeout(TEST_TIMEOUT, test).await.expect("test timed out");
-}
-
-fn options(dir: &Path, nodes: usize) -> DevnetOptions {
-    let mut o = DevnetOptions::new(dir, nodes);
-    o.binaries = Some(
-        Binaries::build_for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml"))
-            .expect("building session-node and session-registry"),
-    );
-    // Stopped nodes stay listed: the clients have to route around them by themselves.
-    o.timing = Timing { heartbeat_secs: 1, decommission_after_secs: 3600.0, ..Timing::default() };
-    o.ready_timeout = Duration::from_secs(180);
-    o.stop_grace = Duration::from_secs(5);
-    o
-}
-
-fn config(devnet: &Devnet) -> NetworkConfig {
-    let mut c = NetworkConfig::new([devnet.registry_url().unwrap()]);
-    c.min_pool_size = 5;
-    c.request_timeout = Duration::from_secs(20);
-    c
-}
 
 /// Polls (and prunes) `$client` until `$cond` holds, at most [`WAIT`].
 macro_rules! poll_until {
@@ -83,9 +60,9 @@ fn drain(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_accounts_talk_requests_unsend_and_disappearing() {
-    bounded(async {
+    bounded(TEST_TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
-        let devnet = Devnet::up(options(&dir.path().join("devnet"), 6)).await.unwrap();
+        let devnet = Devnet::up(options(&dir.path().join("devnet"), 6, STOPPED_STAY_LISTED)).await.unwrap();
         let alice_dir = dir.path().join("alice");
         let bob_dir = dir.path().join("bob");
         let (alice, phrase) =
@@ -289,9 +266,10 @@ async fn two_accounts_talk_requests_unsend_and_disappearing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_without_duplicates_and_delivery_with_two_swarm_members_stopped() {
-    bounded(async {
+    bounded(TEST_TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
-        let mut devnet = Devnet::up(options(&dir.path().join("devnet"), 7)).await.unwrap();
+        let mut devnet =
+            Devnet::up(options(&dir.path().join("devnet"), 7, STOPPED_STAY_LISTED)).await.unwrap();
         let alice_dir = dir.path().join("alice");
         let bob_dir = dir.path().join("bob");
         let key = || KeySource::passphrase("correct horse");
@@ -404,11 +382,11 @@ fn build_echo_bot() -> std::path::PathBuf {
 /// with our text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_echo_bot_answers() {
-    bounded(async {
+    bounded(TEST_TIMEOUT, async {
         let bot_exe = tokio::task::spawn_blocking(build_echo_bot).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let devnet_dir = dir.path().join("devnet");
-        let devnet = Devnet::up(options(&devnet_dir, 5)).await.unwrap();
+        let devnet = Devnet::up(options(&devnet_dir, 5, STOPPED_STAY_LISTED)).await.unwrap();
         let mut bot = tokio::process::Command::new(&bot_exe)
             .arg(dir.path().join("bot"))
             .arg(devnet_dir.join("devnet.json"))

@@ -6,47 +6,21 @@
 //! (`Binaries::build_for_tests`). One devnet at a time; every test is bounded in time.
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::path::Path;
 use std::time::Duration;
 
 use session_client::net::{PoolSnapshot, RetrieveRequest, StoreRequest};
-use session_client::{Network, NetworkConfig, NetworkError};
-use session_devnet::{Binaries, Devnet, DevnetOptions, Timing};
+use session_client::{Network, NetworkError};
+use session_devnet::Devnet;
 use session_protocol::message_hash::{MessageHash, Namespace};
 use session_protocol::onion::EncType;
 use session_protocol::rpc_sign::{ExpireMode, NamespaceSelector};
 use session_protocol::{IdentityKey, SessionId};
 
+mod support;
+use support::{bounded, config, options};
+
 /// Bound of a whole test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// One devnet at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn bounded<F: Future<Output = ()>>(test: F) {
-    let _serial = SERIAL.lock().await;
-    tokio::time::timeout(TEST_TIMEOUT, test).await.expect("test timed out");
-}
-
-fn options(dir: &Path, nodes: usize, decommission_after_secs: f64) -> DevnetOptions {
-    let mut o = DevnetOptions::new(dir, nodes);
-    o.binaries = Some(
-        Binaries::build_for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml"))
-            .expect("building session-node and session-registry"),
-    );
-    o.timing = Timing { heartbeat_secs: 1, decommission_after_secs, ..Timing::default() };
-    o.ready_timeout = Duration::from_secs(180);
-    o.stop_grace = Duration::from_secs(5);
-    o
-}
-
-fn config(devnet: &Devnet) -> NetworkConfig {
-    let mut c = NetworkConfig::new([devnet.registry_url().unwrap()]);
-    c.min_pool_size = 5;
-    c.request_timeout = Duration::from_secs(20);
-    c
-}
 
 fn random_key() -> IdentityKey {
     let mut seed = [0u8; 32];
@@ -62,7 +36,7 @@ const TTL: Duration = Duration::from_secs(3600);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_store_retrieve_and_the_other_methods() {
-    bounded(async {
+    bounded(TEST_TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
         let devnet = Devnet::up(options(dir.path(), 6, 10.0)).await.unwrap();
         let network = Network::bootstrap(config(&devnet)).await.unwrap();
@@ -181,7 +155,7 @@ async fn bootstrap_store_retrieve_and_the_other_methods() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_offset_and_aes_gcm_layers() {
-    bounded(async {
+    bounded(TEST_TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
         let devnet = Devnet::up(options(dir.path(), 5, 10.0)).await.unwrap();
         // A dead registry beside the real one: the answer of the live one is used.
@@ -245,7 +219,7 @@ async fn clock_offset_and_aes_gcm_layers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_stopped_swarm_members_are_routed_around() {
-    bounded(async {
+    bounded(TEST_TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
         // Stopped nodes stay listed (no decommission during the test): the client has to find
         // out by itself.
@@ -299,7 +273,7 @@ async fn two_stopped_swarm_members_are_routed_around() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_pool_is_corrected_after_wrong_swarm_replies() {
-    bounded(async {
+    bounded(TEST_TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
         // 14 nodes: the fewest with which oxend's assignment makes two swarms (7 + 7).
         let devnet = Devnet::up(options(dir.path(), 14, 10.0)).await.unwrap();
@@ -345,7 +319,7 @@ async fn a_stale_pool_is_corrected_after_wrong_swarm_replies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_the_network_does_not_know_are_marked_bad() {
-    bounded(async {
+    bounded(TEST_TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
         let devnet = Devnet::up(options(dir.path(), 6, 10.0)).await.unwrap();
         let base = Network::bootstrap(config(&devnet)).await.unwrap();
@@ -397,7 +371,7 @@ async fn nodes_the_network_does_not_know_are_marked_bad() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_nodes_with_self_signed_certificates() {
-    bounded(async {
+    bounded(TEST_TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
         let mut o = options(dir.path(), 5, 10.0);
         o.tls = true;

@@ -204,8 +204,9 @@ impl Binaries {
     /// `session-registry` with Cargo into the target directory of the running test executable
     /// (`target/<profile>/deps/<test>`), once per process, and returns them. `cargo test -p X`
     /// does not build other packages' binaries, so tests that start a devnet call this.
-    /// `workspace_manifest` is the workspace's `Cargo.toml`.
-    pub fn build_for_tests(workspace_manifest: &Path) -> Result<Self, DevnetError> {
+    /// The workspace is the one this crate was built from.
+    pub fn build_for_tests() -> Result<Self, DevnetError> {
+        let workspace_manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
         static BUILT: std::sync::Mutex<Option<Binaries>> = std::sync::Mutex::new(None);
         let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(binaries) = built.as_ref() {
@@ -227,7 +228,7 @@ impl Binaries {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = std::process::Command::new(cargo)
             .args(["build", "-p", "session-node", "-p", "session-registry", "--bins", "--manifest-path"])
-            .arg(workspace_manifest)
+            .arg(&workspace_manifest)
             .arg("--target-dir")
             .arg(target)
             .args(if profile.file_name() == Some(std::ffi::OsStr::new("release")) {

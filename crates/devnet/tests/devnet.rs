@@ -28,8 +28,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The registry and node binaries of this workspace, built into this test's target directory.
 fn binaries() -> Binaries {
-    Binaries::build_for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml"))
-        .expect("building session-node and session-registry")
+    Binaries::build_for_tests().expect("building session-node and session-registry")
 }
 
 /// Options for a quick test network: heartbeat 1 s, decommission after 5 s.

@@ -109,8 +109,11 @@ pub fn mac_request(
     let key = keys.key_for(&recipient)?;
     let timestamp = timestamp_ms.to_string();
     let message = signed_message(method, path, &timestamp, sender_hex, recipient_hex, body);
-    let mac = blake2b_32(&key, &[&message]);
-    Some(SignedHeaders { pubkey: sender_hex.to_owned(), timestamp, signature: STANDARD.encode(mac) })
+    Some(SignedHeaders {
+        pubkey: sender_hex.to_owned(),
+        timestamp,
+        signature: STANDARD.encode(mac(&key, &message)),
+    })
 }
 
 /// The three authentication headers of one request.
@@ -206,47 +209,48 @@ pub fn verify_request<'a>(
         return Err(AuthError::Malformed);
     }
     let ts: i64 = parse_timestamp(timestamp).ok_or(AuthError::Malformed)?;
-    if let Some(mac) = request.mac {
-        let mut got = [0u8; 32];
-        match STANDARD.decode_slice(mac.as_bytes(), &mut got) {
-            Ok(32) => {}
-            _ => return Err(AuthError::Malformed),
-        }
-        nodes.verifier_by_ed25519(pubkey).ok_or(AuthError::UnknownSender)?;
-        if now_ms.abs_diff(ts) > MAX_CLOCK_SKEW_MS.unsigned_abs() {
-            return Err(AuthError::Stale);
-        }
-        let sender = session_protocol::primitives::hex_array::<32>(pubkey).ok_or(AuthError::Malformed)?;
-        let key = keys.key_for(&sender).ok_or(AuthError::BadSignature)?;
-        let message = signed_message(request.method, request.path, timestamp, pubkey, own_hex, request.body);
-        let expected = blake2b_32(&key, &[&message]);
-        return if subtle::ConstantTimeEq::ct_eq(&expected[..], &got[..]).into() {
-            Ok(pubkey)
-        } else {
-            Err(AuthError::BadSignature)
-        };
-    }
-    let Some(signature) = request.signature else {
-        return Err(AuthError::MissingHeaders);
+    // The MAC when present (senders send one or the other), else the signature.
+    let credential = match (request.mac, request.signature) {
+        (Some(mac), _) => Credential::Mac(decode_base64(mac)?),
+        (None, Some(signature)) => Credential::Signature(decode_base64(signature)?),
+        (None, None) => return Err(AuthError::MissingHeaders),
     };
-    let mut sig = [0u8; 64];
-    match STANDARD.decode_slice(signature.as_bytes(), &mut sig) {
-        Ok(64) => {}
-        _ => return Err(AuthError::Malformed),
-    }
-    let (_, key) = nodes.verifier_by_ed25519(pubkey).ok_or(AuthError::UnknownSender)?;
+    let (_, verifier) = nodes.verifier_by_ed25519(pubkey).ok_or(AuthError::UnknownSender)?;
     if now_ms.abs_diff(ts) > MAX_CLOCK_SKEW_MS.unsigned_abs() {
         return Err(AuthError::Stale);
     }
     let message = signed_message(request.method, request.path, timestamp, pubkey, own_hex, request.body);
-    // `verify_ed25519`'s rules, with the sender's key decoded once per node list.
-    match key {
-        Some(key) if key.verify(&message, &sig) => Ok(pubkey),
-        _ => Err(AuthError::BadSignature),
-    }
+    let valid = match credential {
+        Credential::Mac(got) => session_protocol::primitives::hex_array::<32>(pubkey)
+            .and_then(|sender| keys.key_for(&sender))
+            .is_some_and(|key| subtle::ConstantTimeEq::ct_eq(&mac(&key, &message)[..], &got[..]).into()),
+        // `verify_ed25519`'s rules, with the sender's key decoded once per node list.
+        Credential::Signature(sig) => verifier.is_some_and(|key| key.verify(&message, &sig)),
+    };
+    if valid { Ok(pubkey) } else { Err(AuthError::BadSignature) }
 }
 
 // ---- internals ----
+
+/// The request's credential: `X-Node-Mac` or `X-Node-Signature`, decoded.
+enum Credential {
+    Mac([u8; 32]),
+    Signature([u8; 64]),
+}
+
+/// Standard padded base64 of exactly `N` bytes.
+fn decode_base64<const N: usize>(text: &str) -> Result<[u8; N], AuthError> {
+    let mut out = [0u8; N];
+    match STANDARD.decode_slice(text.as_bytes(), &mut out) {
+        Ok(n) if n == N => Ok(out),
+        _ => Err(AuthError::Malformed),
+    }
+}
+
+/// The channel MAC of §3.2a over a §3.2 message.
+fn mac(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
+    blake2b_32(key, &[message])
+}
 
 /// A decimal timestamp without sign, leading `+` or spaces, at most 15 digits.
 fn parse_timestamp(text: &str) -> Option<i64> {
