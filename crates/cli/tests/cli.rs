@@ -1,0 +1,272 @@
+//! The `session` binary end to end on a real devnet (registry and node processes on loopback):
+//! accounts in separate data directories talk through the real commands, run as processes.
+//!
+//! `session-node` and `session-registry` are built into this target directory by the test
+//! (`Binaries::build_for_tests`). Every command and every wait is bounded in time.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use session_devnet::{Binaries, Devnet, DevnetOptions, Timing};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// Bound of the whole test.
+const TEST_TIMEOUT: Duration = Duration::from_secs(900);
+/// Bound of one command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bound of one wait for a message to arrive.
+const WAIT: Duration = Duration::from_secs(90);
+
+/// What a `session` process did.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(self) -> Self {
+        assert_eq!(self.code, Some(0), "command failed: {self:?}");
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:?}"))
+    }
+}
+
+/// One person: a data directory, and the environment their commands run with.
+#[derive(Debug, Clone)]
+struct User {
+    dir: PathBuf,
+    cwd: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+impl User {
+    fn new(root: &Path, name: &str) -> Self {
+        let cwd = root.join("cwd");
+        std::fs::create_dir_all(&cwd).unwrap();
+        Self { dir: root.join(name), cwd, env: Vec::new() }
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_session"));
+        c.arg("--data-dir").arg(&self.dir).args(args).current_dir(&self.cwd);
+        for var in ["SESSION_PASSPHRASE", "SESSION_NETWORK", "SESSION_DATA_DIR", "SESSION_DEVNET_DIR", "RUST_LOG"] {
+            c.env_remove(var);
+        }
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        c
+    }
+
+    async fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        let mut child = self.command(args).spawn().expect("starting session");
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).await.unwrap();
+        drop(input);
+        let output = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("session {args:?} timed out"))
+            .unwrap();
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, "").await
+    }
+
+    /// `sync --json` until `found` holds for one of the new messages; returns that message.
+    async fn sync_until(&self, what: &str, found: impl Fn(&Value) -> bool) -> (Value, Value) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let sync = self.run(&["sync", "--json"]).await.ok().json();
+            if let Some(m) = sync["messages"].as_array().unwrap().iter().find(|m| found(m)) {
+                return (m.clone(), sync);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+fn text_is(text: &'static str) -> impl Fn(&Value) -> bool {
+    move |m: &Value| m["text"] == text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_accounts_through_the_command_line() {
+    tokio::time::timeout(TEST_TIMEOUT, scenario()).await.expect("test timed out");
+}
+
+async fn scenario() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let mut options = DevnetOptions::new(root.join("devnet"), 6);
+    options.binaries = Some(Binaries::build_for_tests().expect("building session-node and session-registry"));
+    options.timing = Timing { heartbeat_secs: 1, ..Timing::default() };
+    options.ready_timeout = Duration::from_secs(180);
+    options.stop_grace = Duration::from_secs(5);
+    let devnet = Devnet::up(options).await.expect("devnet up");
+    let network = devnet.dir().to_str().unwrap().to_owned();
+
+    let alice = User::new(root, "alice");
+    let bob = User::new(root, "bob");
+
+    // No account yet, and no network anywhere: actionable errors.
+    let none = alice.run(&["id"]).await;
+    assert_eq!(none.code, Some(5), "{none:?}");
+    assert!(none.stderr.contains("run `session init` first"), "{none:?}");
+    let no_net = alice.run(&["init"]).await;
+    assert_eq!(no_net.code, Some(3), "{no_net:?}");
+    assert!(no_net.stderr.contains("session-devnet -- up"), "{no_net:?}");
+    // A network that does not answer: nothing is left behind.
+    let down = alice.run(&["init", "--network", "http://127.0.0.1:9"]).await;
+    assert_eq!(down.code, Some(3), "{down:?}");
+    assert!(down.stderr.contains("cannot reach the network at http://127.0.0.1:9"), "{down:?}");
+    assert!(!alice.dir.join("session.db").exists());
+
+    // Two accounts. The network given to init is saved for later commands.
+    let a = alice.run(&["init", "--name", "Alice", "--network", &network, "--json"]).await.ok().json();
+    let alice_id = a["session_id"].as_str().unwrap().to_owned();
+    let phrase = a["recovery_password"].as_str().unwrap().to_owned();
+    assert_eq!(phrase.split(' ').count(), 13);
+    assert!(alice_id.starts_with("05") && alice_id.len() == 66);
+    let b = bob.run(&["init", "--name", "Bob", "--network", &network]).await.ok();
+    assert!(b.stdout.contains("Write these 13 words down"), "{b:?}");
+    let bob_id = bob.run(&["id"]).await.ok().stdout.trim().to_owned();
+    assert!(b.stdout.contains(&bob_id));
+    let id = bob.run(&["id", "--json"]).await.ok().json();
+    assert_eq!(id["session_id"], bob_id.as_str());
+    assert_eq!(id["display_name"], "Bob");
+    assert!(!id.to_string().contains(&phrase), "no phrase outside init");
+
+    let again = alice.run(&["init", "--network", &network]).await;
+    assert_eq!(again.code, Some(1), "{again:?}");
+    assert!(again.stderr.contains("already holds an account"), "{again:?}");
+
+    // Alice writes to Bob by Session ID; Bob sees a message request.
+    let sent = alice.run(&["send", &bob_id, "hello", "bob", "--json"]).await.ok().json();
+    assert_eq!(sent["state"], "sent");
+    let (m, sync) = bob.sync_until("alice's message", text_is("hello bob")).await;
+    assert_eq!(m["request"], true);
+    assert_eq!(m["author"], alice_id.as_str());
+    assert_eq!(m["author_name"], "Alice");
+    assert_eq!(m["direction"], "incoming");
+    assert_eq!(sync["requests"][0]["peer"], alice_id.as_str());
+    let requests = bob.run(&["requests", "--json"]).await.ok().json();
+    assert_eq!(requests["requests"][0]["peer"], alice_id.as_str());
+    assert_eq!(requests["requests"][0]["last_message"], "hello bob");
+    let text = bob.run(&["conversations"]).await.ok().stdout;
+    assert!(text.contains("Alice [request]") && text.contains("hello bob"), "{text}");
+
+    // Bob accepts and answers by her name (the display name she sent).
+    bob.run(&["requests", "accept", &alice_id]).await.ok();
+    let conversations = bob.run(&["conversations", "--json"]).await.ok().json();
+    assert_eq!(conversations["conversations"][0]["state"], "approved");
+    let reply = bob.run(&["send", "alice", "hi alice"]).await.ok();
+    assert!(reply.stdout.starts_with("sent"), "{reply:?}");
+
+    // Alice sees the answer; her conversation with Bob, oldest first.
+    alice.sync_until("bob's reply", text_is("hi alice")).await;
+    let history = alice.run(&["messages", &bob_id, "--json"]).await.ok().json();
+    let messages = history["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{history}");
+    assert_eq!((&messages[0]["text"], &messages[0]["direction"]), (&"hello bob".into(), &"outgoing".into()));
+    assert_eq!(messages[0]["state"], "sent");
+    assert_eq!((&messages[1]["text"], &messages[1]["direction"]), (&"hi alice".into(), &"incoming".into()));
+
+    // Contacts: rename Bob and write to him by the new name; add someone by ID.
+    alice.run(&["contacts", "rename", &bob_id, "Robert"]).await.ok();
+    let by_name = alice.run(&["send", "robert", "third", "--json"]).await.ok().json();
+    assert_eq!((&by_name["to"], &by_name["state"]), (&bob_id.as_str().into(), &"sent".into()));
+    let carol_id = format!("05{}", "c0".repeat(32));
+    alice.run(&["contacts", "add", &carol_id, "--name", "Carol"]).await.ok();
+    let contacts = alice.run(&["contacts", "--json"]).await.ok().json();
+    let list = contacts["contacts"].as_array().unwrap();
+    let find = |id: &str| list.iter().find(|c| c["session_id"] == id).unwrap_or_else(|| panic!("{contacts}"));
+    assert_eq!(find(&bob_id)["nickname"], "Robert");
+    assert_eq!(find(&bob_id)["display_name"], "Bob");
+    assert_eq!(find(&carol_id)["name"], "Carol");
+    bob.sync_until("the message to Robert", text_is("third")).await;
+
+    // Recipients that do not resolve.
+    let unknown = alice.run(&["send", "dave", "hi"]).await;
+    assert_eq!(unknown.code, Some(1), "{unknown:?}");
+    assert!(unknown.stderr.contains("no contact named \"dave\""), "{unknown:?}");
+    let bad_id = alice.run(&["send", &bob_id[..65], "hi"]).await;
+    assert_eq!(bad_id.code, Some(1), "{bad_id:?}");
+    assert!(bad_id.stderr.contains("not a Session ID"), "{bad_id:?}");
+    assert!(!bad_id.stderr.contains("panicked"), "{bad_id:?}");
+
+    // Bob watches; Alice writes; the message shows up as a JSON line. Meanwhile the database is
+    // held: another command on Bob's account says so.
+    let mut watch = bob.command(&["watch", "--json", "--interval", "1"]).spawn().unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let locked = loop {
+        let run = bob.run(&["id"]).await;
+        if run.code == Some(4) || tokio::time::Instant::now() > deadline {
+            break run;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(locked.stderr.contains("another session command holds the database"), "{locked:?}");
+    alice.run(&["send", "Robert", "live"]).await.ok();
+    let event: Value = tokio::time::timeout(WAIT, async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("watch ended");
+            let event: Value = serde_json::from_str(&line).expect("watch prints JSON lines");
+            if event["event"] == "message" && event["text"] == "live" {
+                break event;
+            }
+        }
+    })
+    .await
+    .expect("timed out waiting for watch to print the message");
+    assert_eq!(event["author"], alice_id.as_str());
+    watch.kill().await.unwrap();
+    let _ = watch.wait().await;
+
+    // Restore: a bad phrase is refused with the reason; the right one gives the same ID and
+    // brings back what Alice sent.
+    let carol_dir = User::new(root, "restored");
+    let mut words: Vec<&str> = phrase.split(' ').collect();
+    words[2] = "zzzzzz";
+    let bad = carol_dir.run(&["restore", "--network", &network, "--phrase", &words.join(" ")]).await;
+    assert_eq!(bad.code, Some(1), "{bad:?}");
+    assert!(bad.stderr.contains("bad recovery phrase: word 3 is not in the word list"), "{bad:?}");
+    assert!(!bad.stderr.contains(&phrase) && !bad.stdout.contains("zzzzzz"));
+    assert!(!carol_dir.dir.join("session.db").exists());
+    let restored = carol_dir.run_with_stdin(&["restore", "--network", &network, "--json"], &format!("{phrase}\n")).await;
+    assert_eq!(restored.ok().json()["session_id"], alice_id.as_str());
+    carol_dir.sync_until("alice's own sent message", text_is("hello bob")).await;
+
+    // A passphrase-protected account: the wrong passphrase, or none, is a clear error.
+    let mut dave = User::new(root, "dave");
+    dave.env.push(("SESSION_PASSPHRASE", "correct horse".into()));
+    dave.run(&["init", "--network", &network]).await.ok();
+    assert!(dave.dir.join("session.db.kdf").exists());
+    dave.run(&["id"]).await.ok();
+    dave.env = vec![("SESSION_PASSPHRASE", "wrong horse".into())];
+    let wrong = dave.run(&["id"]).await;
+    assert_eq!(wrong.code, Some(4), "{wrong:?}");
+    assert!(wrong.stderr.contains("wrong passphrase"), "{wrong:?}");
+    dave.env.clear();
+    let missing = dave.run(&["conversations"]).await;
+    assert_eq!(missing.code, Some(4), "{missing:?}");
+    assert!(missing.stderr.contains("protected by a passphrase"), "{missing:?}");
+
+    devnet.down().await.unwrap();
+}
