@@ -535,9 +535,8 @@ async fn watch(global: &Global, interval: Duration) -> Result<Output, CliError> 
     let dir = global.data_dir()?;
     let mut events = client.subscribe();
     let _poller = client.spawn_poller(interval);
-    if !global.json {
-        eprintln!("watching for messages as {} (Ctrl-C to stop)", client.session_id().short());
-    }
+    // On stderr also with --json: scripts can wait for it to know the account is open.
+    eprintln!("watching for messages as {} (Ctrl-C to stop)", client.session_id().short());
     loop {
         let event = tokio::select! {
             event = events.recv() => event,

@@ -146,11 +146,19 @@ impl CliError {
         match e {
             DbError::WrongKey => Self::WrongPassphrase(data_dir.to_owned()),
             DbError::Locked => Self::Locked(data_dir.to_owned()),
+            // The key source asked for is not the one the account was made with: say which it is.
             DbError::MissingKeyMaterial { path } => {
-                if path.extension().is_some_and(|e| e == "key") {
+                let db = data_dir.join(DB_FILE);
+                if kdf_header_path(&db).exists() {
+                    Self::PassphraseNeeded(data_dir.to_owned())
+                } else if key_file_path(&db).exists() {
                     Self::KeyFileAccount(data_dir.to_owned())
                 } else {
-                    Self::PassphraseNeeded(data_dir.to_owned())
+                    Self::Other(format!(
+                        "the database key is missing ({} not found): the account in {} cannot be opened",
+                        path.display(),
+                        data_dir.display()
+                    ))
                 }
             }
             DbError::NoAccount => Self::NoAccount(data_dir.to_owned()),
@@ -521,9 +529,18 @@ mod tests {
         assert!(e.to_string().contains("wrong passphrase"), "{e}");
         let e = CliError::from_db(dir, DbError::Locked);
         assert!(e.to_string().contains("another session command holds the database"), "{e}");
-        let e = CliError::from_db(dir, DbError::MissingKeyMaterial { path: "/d/session.db.kdf".into() });
-        assert!(e.to_string().contains("set SESSION_PASSPHRASE"), "{e}");
-        let e = CliError::from_db(dir, DbError::MissingKeyMaterial { path: "/d/session.db.key".into() });
+        // Opened with the other key source: the files beside the database say which it needs.
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join(DB_FILE);
+        let missing = |path: PathBuf| CliError::from_db(tmp.path(), DbError::MissingKeyMaterial { path });
+        let e = missing(key_file_path(&db));
+        assert!(matches!(e, CliError::Other(_)), "{e}");
+        std::fs::write(kdf_header_path(&db), b"").unwrap();
+        let e = missing(key_file_path(&db));
+        assert!(e.to_string().contains("protected by a passphrase: set SESSION_PASSPHRASE"), "{e}");
+        std::fs::remove_file(kdf_header_path(&db)).unwrap();
+        std::fs::write(key_file_path(&db), b"").unwrap();
+        let e = missing(kdf_header_path(&db));
         assert!(e.to_string().contains("unset SESSION_PASSPHRASE"), "{e}");
     }
 }

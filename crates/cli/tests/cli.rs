@@ -214,14 +214,12 @@ async fn scenario() {
     // held: another command on Bob's account says so.
     let mut watch = bob.command(&["watch", "--json", "--interval", "1"]).spawn().unwrap();
     let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let locked = loop {
-        let run = bob.run(&["id"]).await;
-        if run.code == Some(4) || tokio::time::Instant::now() > deadline {
-            break run;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let mut errors = BufReader::new(watch.stderr.take().unwrap()).lines();
+    let ready = tokio::time::timeout(WAIT, errors.next_line()).await.expect("watch did not start");
+    let ready = ready.unwrap().unwrap_or_else(|| panic!("watch exited: {:?}", watch.try_wait()));
+    assert!(ready.starts_with("watching for messages"), "{ready}");
+    let locked = bob.run(&["id"]).await;
+    assert_eq!(locked.code, Some(4), "{locked:?}");
     assert!(locked.stderr.contains("another session command holds the database"), "{locked:?}");
     alice.run(&["send", "Robert", "live"]).await.ok();
     let event: Value = tokio::time::timeout(WAIT, async {
@@ -267,6 +265,13 @@ async fn scenario() {
     let missing = dave.run(&["conversations"]).await;
     assert_eq!(missing.code, Some(4), "{missing:?}");
     assert!(missing.stderr.contains("protected by a passphrase"), "{missing:?}");
+
+    // And the other way round: a key-file account opened with a passphrase.
+    let mut bob = bob;
+    bob.env.push(("SESSION_PASSPHRASE", "anything".into()));
+    let keyfile = bob.run(&["id"]).await;
+    assert_eq!(keyfile.code, Some(4), "{keyfile:?}");
+    assert!(keyfile.stderr.contains("uses a key file, not a passphrase"), "{keyfile:?}");
 
     devnet.down().await.unwrap();
 }
