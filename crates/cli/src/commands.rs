@@ -164,8 +164,12 @@ pub async fn run(global: &Global, command: AccountCommand) -> Result<Output, Cli
         AccountCommand::Conversations => conversations(global).await,
         AccountCommand::Messages { who, limit } => messages(global, &who, limit).await,
         AccountCommand::Requests { action: None } => requests(global).await,
-        AccountCommand::Requests { action: Some(RequestAction::Accept { who }) } => accept(global, &who).await,
-        AccountCommand::Requests { action: Some(RequestAction::Decline { who }) } => decline(global, &who).await,
+        AccountCommand::Requests { action: Some(RequestAction::Accept { who }) } => {
+            accept(global, &who).await
+        }
+        AccountCommand::Requests { action: Some(RequestAction::Decline { who }) } => {
+            decline(global, &who).await
+        }
         AccountCommand::Contacts { action: None } => contacts(global).await,
         AccountCommand::Contacts { action: Some(action) } => edit_contact(global, action).await,
     }
@@ -251,7 +255,10 @@ async fn restore(global: &Global, phrase: Option<String>, name: Option<&str>) ->
     let (client, _, network) = new_account(global, Some(&phrase), name).await?;
     let dir = global.data_dir()?;
     if let Some(name) = name {
-        client.set_display_name(Some(name)).await.map_err(|e| CliError::from_client(&dir, Some(&network), e))?;
+        client
+            .set_display_name(Some(name))
+            .await
+            .map_err(|e| CliError::from_client(&dir, Some(&network), e))?;
     }
     let id = client.session_id();
     let text = format!(
@@ -265,11 +272,19 @@ async fn restore(global: &Global, phrase: Option<String>, name: Option<&str>) ->
 fn phrase_error(e: mnemonic::MnemonicError) -> CliError {
     use mnemonic::MnemonicError as E;
     CliError::Phrase(match e {
-        E::UnknownWord { position } => format!("word {} is not in the word list (check its spelling)", position + 1),
-        E::InvalidValue { position } => {
-            format!("words {} to {} do not form a valid group (one of them is wrong)", position + 1, position + 3)
+        E::UnknownWord { position } => {
+            format!("word {} is not in the word list (check its spelling)", position + 1)
         }
-        E::ChecksumMismatch => "the checksum word does not match: a word is wrong or the order is mixed up".into(),
+        E::InvalidValue { position } => {
+            format!(
+                "words {} to {} do not form a valid group (one of them is wrong)",
+                position + 1,
+                position + 3
+            )
+        }
+        E::ChecksumMismatch => {
+            "the checksum word does not match: a word is wrong or the order is mixed up".into()
+        }
         E::WordCount(n) => format!("a recovery password has 13 words (or 25), got {n}"),
         E::AccountSeedLength(_) => "a recovery password has 13 words (or 25)".into(),
         other => other.to_string(),
@@ -288,11 +303,10 @@ fn read_phrase() -> Result<String, CliError> {
         return Ok(line);
     }
     let mut text = String::new();
-    stdin
-        .lock()
-        .take(64 * 1024)
-        .read_to_string(&mut text)
-        .map_err(|source| CliError::Io { what: "cannot read the recovery password from stdin".into(), source })?;
+    stdin.lock().take(64 * 1024).read_to_string(&mut text).map_err(|source| CliError::Io {
+        what: "cannot read the recovery password from stdin".into(),
+        source,
+    })?;
     Ok(text)
 }
 
@@ -329,7 +343,9 @@ async fn send(global: &Global, to: &str, text: &str) -> Result<Output, CliError>
     let _ = client.save_pool().await;
     let (state, failure) = match result {
         Ok(_) => ("sent", None),
-        Err(e @ ClientError::SendFailed { .. }) => ("failed", Some(CliError::from_client(&dir, Some(&network), e))),
+        Err(e @ ClientError::SendFailed { .. }) => {
+            ("failed", Some(CliError::from_client(&dir, Some(&network), e)))
+        }
         Err(e) => return Err(CliError::from_client(&dir, Some(&network), e)),
     };
     let json = json!({ "to": peer.to_hex(), "to_name": resolve::contact_name(contacts.iter().find(|c| c.session_id == peer)), "state": state });
@@ -516,8 +532,12 @@ async fn sync(global: &Global) -> Result<Output, CliError> {
     if text.is_empty() {
         text.push_str("nothing new\n");
     }
-    let ids = |v: &[SessionId]| -> Vec<Value> { v.iter().map(|p| json!({ "peer": p.to_hex(), "name": view.name(p) })).collect() };
-    let pairs = |v: &[(SessionId, i64)]| -> Vec<Value> { v.iter().map(|(p, m)| json!({ "conversation": p.to_hex(), "message": m })).collect() };
+    let ids = |v: &[SessionId]| -> Vec<Value> {
+        v.iter().map(|p| json!({ "peer": p.to_hex(), "name": view.name(p) })).collect()
+    };
+    let pairs = |v: &[(SessionId, i64)]| -> Vec<Value> {
+        v.iter().map(|(p, m)| json!({ "conversation": p.to_hex(), "message": m })).collect()
+    };
     let json = json!({
         "messages": seen.messages.iter().map(|m| view.message_json(m)).collect::<Vec<_>>(),
         "requests": Value::Array(ids(&seen.requests)),
@@ -545,7 +565,9 @@ async fn watch(global: &Global, interval: Duration) -> Result<Output, CliError> 
         let event = match event {
             Ok(event) => event,
             Err(RecvError::Lagged(n)) => {
-                eprintln!("session: fell behind, {n} events missed; `session sync` or `session messages` shows them");
+                eprintln!(
+                    "session: fell behind, {n} events missed; `session sync` or `session messages` shows them"
+                );
                 continue;
             }
             Err(RecvError::Closed) => break,
@@ -686,7 +708,10 @@ async fn messages(global: &Global, who: &str, limit: u32) -> Result<Output, CliE
         .map_err(|e| CliError::from_db(&dir, e))?;
     let me = me.ok_or_else(|| CliError::NoAccount(dir.clone()))?;
     let Some(list) = list else {
-        return Err(CliError::Recipient(format!("no conversation with {}", resolve::label(&peer, &contacts))));
+        return Err(CliError::Recipient(format!(
+            "no conversation with {}",
+            resolve::label(&peer, &contacts)
+        )));
     };
     let view = View { me, contacts, conversations };
     let mut text = String::new();
@@ -717,7 +742,10 @@ async fn accept(global: &Global, who: &str) -> Result<Output, CliError> {
     client.accept_request(&peer).await.map_err(|e| CliError::from_client(&dir, Some(&network), e))?;
     let _ = client.save_pool().await;
     let name = resolve::label(&peer, &all_contacts(&dir, client.db()).await?);
-    Ok(Output::new(json!({ "peer": peer.to_hex(), "accepted": true }), format!("accepted the request from {name}\n")))
+    Ok(Output::new(
+        json!({ "peer": peer.to_hex(), "accepted": true }),
+        format!("accepted the request from {name}\n"),
+    ))
 }
 
 /// Fails unless the conversation with `peer` is a pending request.
@@ -726,7 +754,9 @@ async fn request_state(dir: &std::path::Path, db: &Db, peer: &SessionId) -> Resu
     let conversation = db.run(move |s| s.conversation(&p)).await.map_err(|e| CliError::from_db(dir, e))?;
     match conversation {
         Some(c) if c.state == ConversationState::Request => Ok(()),
-        Some(_) => Err(CliError::Recipient(format!("{} is not a message request (already accepted)", peer.short()))),
+        Some(_) => {
+            Err(CliError::Recipient(format!("{} is not a message request (already accepted)", peer.short())))
+        }
         None => Err(CliError::Recipient(format!("no message request from {}", peer.short()))),
     }
 }
@@ -781,10 +811,13 @@ async fn contacts(global: &Global) -> Result<Output, CliError> {
     Ok(Output::new(json!({ "contacts": list.iter().map(contact_json).collect::<Vec<_>>() }), text))
 }
 
+/// A change to one contact, applied in a database transaction.
+type ContactChange = Box<dyn FnOnce(&mut Contact) + Send>;
+
 async fn edit_contact(global: &Global, action: ContactAction) -> Result<Output, CliError> {
     let (dir, db) = context::open_db(global).await?;
     let known = all_contacts(&dir, &db).await?;
-    let (peer, change): (SessionId, Box<dyn FnOnce(&mut Contact) + Send>) = match action {
+    let (peer, change): (SessionId, ContactChange) = match action {
         ContactAction::Add { id, name } => {
             let peer = SessionId::parse_with_prefix(id.trim(), IdPrefix::Standard)
                 .map_err(|e| CliError::Recipient(format!("not a Session ID: {} ({e})", id.trim())))?;
@@ -803,7 +836,9 @@ async fn edit_contact(global: &Global, action: ContactAction) -> Result<Output, 
             let name = clean_name(Some(name))?;
             (resolve::recipient(&who, &known)?, Box::new(move |c: &mut Contact| c.nickname = name))
         }
-        ContactAction::Block { who } => (resolve::recipient(&who, &known)?, Box::new(|c: &mut Contact| c.blocked = true)),
+        ContactAction::Block { who } => {
+            (resolve::recipient(&who, &known)?, Box::new(|c: &mut Contact| c.blocked = true))
+        }
         ContactAction::Unblock { who } => {
             (resolve::recipient(&who, &known)?, Box::new(|c: &mut Contact| c.blocked = false))
         }

@@ -134,7 +134,10 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Unreachable { .. } | Self::NoNetwork | Self::BadNetwork { .. } => 3,
-            Self::WrongPassphrase(_) | Self::PassphraseNeeded(_) | Self::KeyFileAccount(_) | Self::Locked(_) => 4,
+            Self::WrongPassphrase(_)
+            | Self::PassphraseNeeded(_)
+            | Self::KeyFileAccount(_)
+            | Self::Locked(_) => 4,
             Self::NoAccount(_) => 5,
             Self::NotDelivered(_) => 6,
             _ => 1,
@@ -307,8 +310,8 @@ pub fn parse_network(spec: &str, cwd: &Path) -> Result<Network, String> {
             format!("cannot read {}: {e}", file.display())
         }
     })?;
-    let state: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{} is not a devnet.json: {e}", file.display()))?;
+    let state: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{} is not a devnet.json: {e}", file.display()))?;
     let registry_url = state
         .get("registry_url")
         .and_then(serde_json::Value::as_str)

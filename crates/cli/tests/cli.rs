@@ -57,7 +57,9 @@ impl User {
     fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_session"));
         c.arg("--data-dir").arg(&self.dir).args(args).current_dir(&self.cwd);
-        for var in ["SESSION_PASSPHRASE", "SESSION_NETWORK", "SESSION_DATA_DIR", "SESSION_DEVNET_DIR", "RUST_LOG"] {
+        for var in
+            ["SESSION_PASSPHRASE", "SESSION_NETWORK", "SESSION_DATA_DIR", "SESSION_DEVNET_DIR", "RUST_LOG"]
+        {
             c.env_remove(var);
         }
         for (k, v) in &self.env {
@@ -247,7 +249,8 @@ async fn scenario() {
     assert!(bad.stderr.contains("bad recovery phrase: word 3 is not in the word list"), "{bad:?}");
     assert!(!bad.stderr.contains(&phrase) && !bad.stdout.contains("zzzzzz"));
     assert!(!carol_dir.dir.join("session.db").exists());
-    let restored = carol_dir.run_with_stdin(&["restore", "--network", &network, "--json"], &format!("{phrase}\n")).await;
+    let restored =
+        carol_dir.run_with_stdin(&["restore", "--network", &network, "--json"], &format!("{phrase}\n")).await;
     assert_eq!(restored.ok().json()["session_id"], alice_id.as_str());
     carol_dir.sync_until("alice's own sent message", text_is("hello bob")).await;
 
