@@ -486,10 +486,8 @@ impl App {
                     m.deleted = true;
                 }
             }
-            Event::Expired { conversation, message } => {
-                if self.selected == Some(conversation) {
-                    self.messages.retain(|m| m.id != message);
-                }
+            Event::Expired { conversation, message } if self.selected == Some(conversation) => {
+                self.messages.retain(|m| m.id != message);
             }
             Event::PeerDisappearing { conversation, mode } => {
                 self.peer_disappearing.insert(conversation, mode);

@@ -28,7 +28,12 @@ async fn drive(runner: &mut Runner, what: &str, cond: impl Fn(&App) -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut tick = tokio::time::interval(TICK);
     while !cond(runner.app()) {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; status: {:?}; messages: {:?}",
+            runner.app().notice(),
+            runner.app().messages().iter().map(|m| (m.body.clone(), m.state, m.deleted)).collect::<Vec<_>>()
+        );
         tokio::select! {
             () = runner.next() => {}
             _ = tick.tick() => runner.tick(),
