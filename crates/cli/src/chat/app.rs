@@ -438,7 +438,13 @@ impl App {
                     }
                     None => false,
                 };
-                if !known {
+                // A new conversation, or a sender whose name we do not know yet (the message
+                // may have brought it): reload the list and contacts.
+                let nameless = !self
+                    .contacts
+                    .get(&message.author)
+                    .is_some_and(|c| c.display_name.is_some() || c.nickname.is_some());
+                if (!known || (incoming && nameless)) && !actions.contains(&Action::LoadConversations) {
                     actions.push(Action::LoadConversations);
                 }
                 if self.selected == Some(conversation) {
