@@ -105,6 +105,12 @@ pub enum AccountCommand {
         #[command(subcommand)]
         action: Option<ContactAction>,
     },
+    /// The chat screen: conversations, messages, an input line (`/help` inside lists the keys
+    /// and commands; Esc or Ctrl-C quits).
+    Chat {
+        /// Open this conversation first: a Session ID or a contact's name.
+        who: Option<String>,
+    },
 }
 
 /// `session requests …`.
@@ -172,7 +178,27 @@ pub async fn run(global: &Global, command: AccountCommand) -> Result<Output, Cli
         }
         AccountCommand::Contacts { action: None } => contacts(global).await,
         AccountCommand::Contacts { action: Some(action) } => edit_contact(global, action).await,
+        AccountCommand::Chat { who } => chat(global, who.as_deref()).await,
     }
+}
+
+/// `session chat [WHO]`: resolves WHO, connects, and hands the terminal to the chat screen.
+async fn chat(global: &Global, who: Option<&str>) -> Result<Output, CliError> {
+    if global.json {
+        return Err(CliError::Usage("`session chat` is interactive; --json does not apply".into()));
+    }
+    let dir = global.data_dir()?;
+    let open = match who {
+        Some(who) => {
+            let (_, db) = context::open_db(global).await?;
+            Some(resolve::recipient(who, &all_contacts(&dir, &db).await?)?)
+        }
+        None => None,
+    };
+    let client = context::open_client(global).await?;
+    crate::chat::run(client.clone(), open).await.map_err(|e| CliError::Other(format!("chat: {e}")))?;
+    let _ = client.save_pool().await;
+    Ok(Output::new(Value::Null, ""))
 }
 
 // ---- account ----

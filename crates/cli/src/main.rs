@@ -1,6 +1,7 @@
 //! `session`: the Session command line.
 //!
-//! The account commands (`init`, `send`, `sync`, …) are in [`commands`]; how they find the data
+//! The account commands (`init`, `send`, `sync`, …) are in [`commands`], the `chat` TUI in
+//! [`chat`]; how they find the data
 //! directory, the network and the database key is in [`context`]; `session tool …` is in
 //! [`tool`].
 
@@ -8,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod chat;
 mod commands;
 mod context;
 mod output;
