@@ -53,8 +53,13 @@ struct Options {
 
 impl Options {
     fn parse() -> Result<Self, String> {
-        let mut o =
-            Self { nodes: 12, messages: 200, poll_ms: vec![250, 1000], throughput: 200, concurrency: vec![1, 8] };
+        let mut o = Self {
+            nodes: 12,
+            messages: 200,
+            poll_ms: vec![250, 1000],
+            throughput: 200,
+            concurrency: vec![1, 8],
+        };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             // `cargo bench` passes `--bench` to harness-less benches.
@@ -118,7 +123,12 @@ fn ms(d: Duration) -> String {
 type BoxError = Box<dyn std::error::Error>;
 
 /// A client on the devnet.
-async fn account(dir: &std::path::Path, devnet: &Devnet, nodes: usize, name: &str) -> Result<Client, BoxError> {
+async fn account(
+    dir: &std::path::Path,
+    devnet: &Devnet,
+    nodes: usize,
+    name: &str,
+) -> Result<Client, BoxError> {
     let mut config = NetworkConfig::new([devnet.registry_url()?]);
     config.min_pool_size = nodes.min(session_client::net::DEFAULT_MIN_POOL_SIZE);
     config.request_timeout = Duration::from_secs(20);
@@ -131,8 +141,12 @@ async fn arrival(events: &mut broadcast::Receiver<Event>, body: &str) -> Result<
     let deadline = tokio::time::Instant::now() + ARRIVAL_TIMEOUT;
     loop {
         match tokio::time::timeout_at(deadline, events.recv()).await {
-            Err(_) => return Err(format!("message {body:?} did not arrive within {ARRIVAL_TIMEOUT:?}").into()),
-            Ok(Err(broadcast::error::RecvError::Lagged(n))) => return Err(format!("events lagged by {n}").into()),
+            Err(_) => {
+                return Err(format!("message {body:?} did not arrive within {ARRIVAL_TIMEOUT:?}").into());
+            }
+            Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
+                return Err(format!("events lagged by {n}").into());
+            }
             Ok(Err(broadcast::error::RecvError::Closed)) => return Err("event channel closed".into()),
             Ok(Ok(Event::Message { message, .. }))
                 if message.direction == Direction::Incoming && message.body.as_deref() == Some(body) =>
@@ -251,7 +265,10 @@ async fn measure(o: &Options, dir: &std::path::Path, devnet: &Devnet) -> Result<
     }
 
     println!();
-    println!("throughput: one sender, K concurrent send_text tasks, {} messages; recipient polls every 250 ms", o.throughput);
+    println!(
+        "throughput: one sender, K concurrent send_text tasks, {} messages; recipient polls every 250 ms",
+        o.throughput
+    );
     println!(
         "{:>3} | {:>10} | {:>8} | {:>12} | {:>8} | {:>22}",
         "K", "messages", "send s", "sent msg/s", "arrived", "all stored by Bob, s"
@@ -310,7 +327,9 @@ async fn measure(o: &Options, dir: &std::path::Path, devnet: &Devnet) -> Result<
             all_at.map_or("-".into(), |t| format!("{:.2}", (t - start).as_secs_f64())),
         );
         if failed > 0 || stored != total {
-            return Err(format!("throughput run K={k}: {failed} sends failed, {stored} of {total} stored").into());
+            return Err(
+                format!("throughput run K={k}: {failed} sends failed, {stored} of {total} stored").into()
+            );
         }
     }
     Ok(())

@@ -22,6 +22,10 @@ use session_protocol::SessionId;
 /// minimum.
 pub const MIN_NODES: usize = 5;
 
+/// Shortest disappearing timer: the nodes refuse a TTL under 10 s (as upstream's storage
+/// server), and an after-send message is stored with its timer as TTL.
+pub const MIN_DISAPPEAR_SECS: u32 = 10;
+
 /// How often a waiting client polls its swarm.
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
@@ -38,7 +42,7 @@ pub struct DemoArgs {
     /// end, and print how to use it.
     #[arg(long)]
     pub keep: bool,
-    /// Timer of the disappearing message (step 9), seconds.
+    /// Timer of the disappearing message (step 9), seconds (at least 10: the nodes' minimum TTL).
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub disappear_secs: u32,
     /// How long to wait for every node to be in a swarm, seconds.
@@ -52,9 +56,9 @@ pub enum DemoError {
     /// `--nodes` is too small.
     #[error("the demo needs at least {MIN_NODES} nodes (a 3-hop onion path plus a swarm), not {0}")]
     TooFewNodes(usize),
-    /// `--disappear-secs 0`.
-    #[error("--disappear-secs must be at least 1")]
-    ZeroTimer,
+    /// `--disappear-secs` below [`MIN_DISAPPEAR_SECS`].
+    #[error("--disappear-secs must be at least {MIN_DISAPPEAR_SECS} (the nodes' minimum TTL), not {0}")]
+    TimerTooShort(u32),
     /// Starting, inspecting or stopping the network failed.
     #[error("devnet: {0}")]
     Devnet(#[from] DevnetError),
@@ -117,8 +121,8 @@ pub async fn run(
     if args.nodes < MIN_NODES {
         return Err(DemoError::TooFewNodes(args.nodes));
     }
-    if args.disappear_secs == 0 {
-        return Err(DemoError::ZeroTimer);
+    if args.disappear_secs < MIN_DISAPPEAR_SECS {
+        return Err(DemoError::TimerTooShort(args.disappear_secs));
     }
     let io = |what: String| move |source| DemoError::Io { what, source };
     let sig = |kind| signal(kind).map_err(io("installing signal handlers".into()));
@@ -276,7 +280,12 @@ fn node_names(nodes: &[ServiceNode], devnet: &[NodeEntry], sep: &str) -> String 
 
 /// The stored message with this protocol id (author and sent time) in `client`'s conversation
 /// with `peer`.
-async fn find(client: &Client, peer: &SessionId, author: &SessionId, sent_ms: u64) -> Result<Option<Message>, DemoError> {
+async fn find(
+    client: &Client,
+    peer: &SessionId,
+    author: &SessionId,
+    sent_ms: u64,
+) -> Result<Option<Message>, DemoError> {
     let messages = client.messages(peer, 1000).await.ctx("reading messages")?;
     Ok(messages.into_iter().find(|m| m.author == *author && m.sent_ms == sent_ms))
 }
@@ -318,7 +327,12 @@ async fn receive(
 
 /// `reader` reads its conversation with `writer` (sending a read receipt), and `writer` polls
 /// until its message `id` is `Read`.
-async fn read_and_wait(reader: &Client, writer: &Client, id: MessageId, counts: &mut Counts) -> Result<u32, DemoError> {
+async fn read_and_wait(
+    reader: &Client,
+    writer: &Client,
+    id: MessageId,
+    counts: &mut Counts,
+) -> Result<u32, DemoError> {
     reader.mark_read(&writer.session_id()).await.ctx("marking messages read")?;
     let (_, polls) = poll_until(writer, "a read receipt", ARRIVAL_TIMEOUT, async || {
         Ok((ours(writer, id).await?.state == MessageState::Read).then_some(()))
@@ -387,7 +401,11 @@ async fn steps(
         let members = swarm.nodes.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ");
         s.note(&format!("swarm {:016x}: nodes {members}", swarm.id));
     }
-    s.done(&format!("network ready: {} nodes in {} swarms, registry at {registry}", nodes.len(), swarms.len()));
+    s.done(&format!(
+        "network ready: {} nodes in {} swarms, registry at {registry}",
+        nodes.len(),
+        swarms.len()
+    ));
 
     // 2. Accounts.
     s.begin(
@@ -426,7 +444,10 @@ async fn steps(
         s.note("still encrypted, for 14 days (its TTL)");
     }
     for path in alice.network().paths() {
-        s.note(&format!("one of Alice's onion paths: {} → a member of Bob's swarm", node_names(&path, &nodes, " → ")));
+        s.note(&format!(
+            "one of Alice's onion paths: {} → a member of Bob's swarm",
+            node_names(&path, &nodes, " → ")
+        ));
     }
     s.note(&format!("Alice sees  {}", line(&first, ("Alice", "Bob"))));
     s.done("stored in Bob's swarm; Alice's copy is sent");
@@ -440,13 +461,15 @@ async fn steps(
         ],
     );
     let (copy, polls) = receive(&bob, &a, &first, "Alice's first message at Bob", &mut counts).await?;
-    let conversation = bob
-        .conversation(&a)
-        .await
-        .ctx("reading Bob's conversation")?
-        .ok_or_else(|| DemoError::Unexpected("Bob has a message but no conversation with Alice".into()))?;
+    let conversation =
+        bob.conversation(&a).await.ctx("reading Bob's conversation")?.ok_or_else(|| {
+            DemoError::Unexpected("Bob has a message but no conversation with Alice".into())
+        })?;
     if conversation.state != ConversationState::Request {
-        return Err(DemoError::Unexpected(format!("Bob's conversation is {:?}, not a request", conversation.state)));
+        return Err(DemoError::Unexpected(format!(
+            "Bob's conversation is {:?}, not a request",
+            conversation.state
+        )));
     }
     let shown = bob.contact(&a).await.ctx("reading a contact")?.and_then(|c| c.display_name);
     s.note(&format!(
@@ -539,7 +562,10 @@ async fn steps(
             "stored in the swarm with a TTL of the timer, so the nodes drop them at the same time.",
         ],
     );
-    alice.set_disappearing(&b, DisappearingMode::AfterSend { seconds: secs }).await.ctx("setting the timer")?;
+    alice
+        .set_disappearing(&b, DisappearingMode::AfterSend { seconds: secs })
+        .await
+        .ctx("setting the timer")?;
     let ephemeral = send(&alice, &b, "This message self-destructs.", &mut counts).await?;
     let (copy, _) = receive(&bob, &a, &ephemeral, "the disappearing message at Bob", &mut counts).await?;
     s.note(&format!("Bob has     {}", line(&copy, ("Bob", "Alice"))));
