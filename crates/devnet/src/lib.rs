@@ -1024,6 +1024,18 @@ impl Devnet {
         result
     }
 
+    /// Lets the devnet run on after this process exits: forgets its children (they run in
+    /// their own process groups), and clears the supervisor in `devnet.json`, so that
+    /// `session-devnet status|node|down --dir DIR` (or [`Devnet::attach`]) act on it by pid.
+    pub fn detach(mut self) -> Result<(), DevnetError> {
+        self.children.clear();
+        self.owner = false;
+        state::update(&self.dir, |st| {
+            st.supervisor = None;
+            Ok(())
+        })
+    }
+
     async fn shutdown(&mut self) -> Result<(), DevnetError> {
         let st = self.state()?;
         let grace = self.stop_grace;

@@ -1,6 +1,9 @@
 //! `session-devnet`: a whole Session network (registry and nodes) as local processes.
 //! `up` supervises it until Ctrl-C; `status`, `node stop|start|add` and `down` act on it from
-//! other shells. See `crates/devnet/README.md`.
+//! other shells; `demo` is a guided tour (a network, two accounts, a conversation). See
+//! `crates/devnet/README.md`.
+
+mod demo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +51,10 @@ enum Command {
     },
     /// Stop the devnet (its `up` process, or its processes directly if that is gone).
     Down,
+    /// A guided tour: starts a network (in a temporary directory unless --dir), creates two
+    /// accounts, Alice and Bob, and walks through a conversation step by step; then stops
+    /// everything (unless --keep).
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -112,6 +119,8 @@ fn main() -> ExitCode {
         _ => {}
     }
     let mut cli = Cli::parse();
+    // The demo uses a temporary directory unless --dir names one.
+    let explicit_dir = cli.dir.clone();
     cli.dir = Some(cli.dir.take().unwrap_or_else(|| {
         std::env::var_os("SESSION_DEVNET_DIR").map_or_else(|| PathBuf::from("devnet"), PathBuf::from)
     }));
@@ -122,7 +131,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, explicit_dir)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("session-devnet: {e}");
@@ -140,10 +149,15 @@ fn dir(cli: &Cli) -> &std::path::Path {
 /// `$SESSION_NODE_BIN`, else the node and registry built into this executable (so that
 /// `cargo run -p session-devnet -- up` runs the code it was built from).
 fn binaries(cli: &Cli) -> Result<Option<Binaries>, DevnetError> {
+    binaries_in(cli, dir(cli))
+}
+
+/// [`binaries`] for a devnet in `dir` (where the links to this executable go).
+fn binaries_in(cli: &Cli, dir: &std::path::Path) -> Result<Option<Binaries>, DevnetError> {
     if cli.registry_bin.is_none() && cli.node_bin.is_none() {
         let env_set = std::env::var_os(session_devnet::REGISTRY_BIN_ENV).is_some()
             || std::env::var_os(session_devnet::NODE_BIN_ENV).is_some();
-        return if env_set { Binaries::locate().map(Some) } else { Binaries::embedded(dir(cli)).map(Some) };
+        return if env_set { Binaries::locate().map(Some) } else { Binaries::embedded(dir).map(Some) };
     }
     let located =
         if cli.registry_bin.is_some() && cli.node_bin.is_some() { None } else { Some(Binaries::locate()?) };
@@ -157,10 +171,22 @@ fn binaries(cli: &Cli) -> Result<Option<Binaries>, DevnetError> {
     }))
 }
 
-async fn run(cli: Cli) -> Result<(), DevnetError> {
+/// A command failed.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    /// A devnet command.
+    #[error(transparent)]
+    Devnet(#[from] DevnetError),
+    /// The demo.
+    #[error("demo failed: {0}")]
+    Demo(#[from] demo::DemoError),
+}
+
+/// Runs the command; `explicit_dir`: `--dir` as given (the demo's default is a temporary one).
+async fn run(cli: Cli, explicit_dir: Option<PathBuf>) -> Result<(), RunError> {
     match &cli.command {
-        Command::Up(args) => up(&cli, args, binaries(&cli)?).await,
-        Command::Status { json } => status(&cli, *json).await,
+        Command::Up(args) => Ok(up(&cli, args, binaries(&cli)?).await?),
+        Command::Status { json } => Ok(status(&cli, *json).await?),
         Command::Node { action } => {
             let mut devnet = Devnet::attach(dir(&cli), binaries(&cli)?)?;
             match action {
@@ -185,7 +211,8 @@ async fn run(cli: Cli) -> Result<(), DevnetError> {
             }
             Ok(())
         }
-        Command::Down => down(&cli).await,
+        Command::Down => Ok(down(&cli).await?),
+        Command::Demo(args) => Ok(demo::run(args, explicit_dir, |dir| binaries_in(&cli, dir)).await?),
     }
 }
 
