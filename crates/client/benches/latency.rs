@@ -24,8 +24,8 @@
 //! Every wait is bounded; the devnet is stopped at the end.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::RngExt as _;
@@ -34,6 +34,7 @@ use session_client::db::{Direction, KeySource, MessageState};
 use session_client::{Client, NetworkConfig};
 use session_devnet::{Binaries, Devnet, DevnetOptions, Timing};
 use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 
 /// Bound of one message's delivery.
 const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -158,13 +159,31 @@ async fn arrival(events: &mut broadcast::Receiver<Event>, body: &str) -> Result<
     }
 }
 
-/// When the sender's message `id` became `Sent` (its `Event::DeliveryState`), if seen.
-fn sent_at(events: &mut broadcast::Receiver<Event>, seen: &mut HashMap<i64, Instant>) {
-    while let Ok(event) = events.try_recv() {
-        if let Event::DeliveryState { message, state: MessageState::Sent, .. } = event {
-            seen.entry(message.0).or_insert_with(Instant::now);
+/// Records, as they happen, when the sender's messages become `Sent` (their
+/// `Event::DeliveryState`), by message id. The task ends with the sender's event channel or
+/// when aborted.
+fn record_sent(
+    mut events: broadcast::Receiver<Event>,
+) -> (Arc<Mutex<HashMap<i64, Instant>>>, JoinHandle<()>) {
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let record = Arc::clone(&seen);
+    let task = tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(Event::DeliveryState { message, state: MessageState::Sent, .. }) => {
+                    let at = Instant::now();
+                    record
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .entry(message.0)
+                        .or_insert(at);
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
         }
-    }
+    });
+    (seen, task)
 }
 
 async fn bench(o: Options) -> Result<(), BoxError> {
@@ -227,8 +246,7 @@ async fn measure(o: &Options, dir: &std::path::Path, devnet: &Devnet) -> Result<
     for &poll_ms in &o.poll_ms {
         let poll = Duration::from_millis(poll_ms);
         let _poller = bob.spawn_poller(poll);
-        let mut alice_events = alice.subscribe();
-        let mut sent_seen = HashMap::new();
+        let (sent_seen, recorder) = record_sent(alice.subscribe());
         let (mut e2e, mut sent, mut returned) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..o.messages {
             let pause = rand::rng().random_range(0..poll_ms);
@@ -238,13 +256,15 @@ async fn measure(o: &Options, dir: &std::path::Path, devnet: &Devnet) -> Result<
             let id = alice.send_text(&b, &body).await?;
             let returned_at = Instant::now();
             let arrived = arrival(&mut bob_events, &body).await?;
-            sent_at(&mut alice_events, &mut sent_seen);
             e2e.push(arrived - start);
             returned.push(returned_at - start);
-            if let Some(at) = sent_seen.get(&id.0) {
-                sent.push(*at - start);
+            let sent_at =
+                sent_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id.0).copied();
+            if let Some(at) = sent_at {
+                sent.push(at - start);
             }
         }
+        recorder.abort();
         for v in [&mut e2e, &mut sent, &mut returned] {
             v.sort();
         }
