@@ -7,7 +7,6 @@
 
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{Tag, XChaCha20Poly1305};
-use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use poly1305::Poly1305;
 use poly1305::universal_hash::KeyInit;
@@ -69,21 +68,26 @@ pub struct WeakPublicKey;
 
 /// `crypto_scalarmult(secret, public)`: X25519 with clamping; rejects an all-zero result.
 ///
-/// A point on the curve is multiplied in its Edwards form: curve25519-dalek's constant-time
-/// Edwards scalar multiplication (AVX2 where available) plus the two conversions costs about 0.7
-/// of its Montgomery ladder. The Montgomery u-coordinate of `[k]P` is that of `[k](−P)`, so
-/// the sign chosen for the Edwards point does not matter and the result is the ladder's, byte
-/// for byte. Twist points and u = −1 have no Edwards form and take the ladder. The branch
-/// depends only on the public point.
+/// The variable-base multiplication is AWS-LC's (`aws-lc-rs`: s2n-bignum's constant-time
+/// ladder in MULX/ADX assembly), about 1.5 times as fast here as curve25519-dalek's Edwards
+/// route and 2 times its Montgomery ladder (crates/protocol/README.md, "Benchmarks"). It is the
+/// operation a node runs once per onion hop and a client once per onion layer and per message
+/// it opens. RFC 7748 semantics, as libsodium: the secret is clamped, the top bit of `public`
+/// ignored and a non-canonical u reduced; the tests at the bottom pin it to the ladder of
+/// x25519-dalek, byte for byte.
 pub fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, WeakPublicKey> {
-    let point = MontgomeryPoint(*public);
-    let shared = Zeroizing::new(match point.to_edwards(0) {
-        Some(edwards) => Zeroizing::new(edwards.mul_clamped(*secret)).to_montgomery().to_bytes(),
-        None => point.mul_clamped(*secret).to_bytes(),
-    });
-    if bool::from(shared.ct_eq(&[0u8; 32])) {
-        return Err(WeakPublicKey);
-    }
+    use aws_lc_rs::agreement::{PrivateKey, UnparsedPublicKey, X25519, agree};
+    // Only a wrong length is refused for an X25519 private key, and ours has 32 bytes.
+    let private = PrivateKey::from_private_key(&X25519, secret).map_err(|_| WeakPublicKey)?;
+    let mut shared = Zeroizing::new([0u8; 32]);
+    // AWS-LC fails the agreement exactly when the result is all zero (a small-order point).
+    agree(&private, UnparsedPublicKey::new(&X25519, public), WeakPublicKey, |bytes| {
+        if bytes.len() != shared.len() {
+            return Err(WeakPublicKey);
+        }
+        shared.copy_from_slice(bytes);
+        Ok(())
+    })?;
     Ok(shared)
 }
 
@@ -95,23 +99,13 @@ pub fn x25519_base(secret: &[u8; 32]) -> [u8; 32] {
 }
 
 /// An ephemeral key agreement in one go: `(X25519(secret, 9), X25519(secret, peer))`, as a
-/// sealed box or an onion layer needs. With `peer` on the curve both products are taken in
-/// Edwards form and share one inversion on the way back to Montgomery form (one fewer than
-/// [`x25519_base`] + [`x25519`]); otherwise it is exactly those two. Byte-identical either way.
+/// sealed box or an onion layer needs: [`x25519_base`] (fixed-base table) and [`x25519`].
 pub fn x25519_base_and_shared(
     secret: &[u8; 32],
     peer: &[u8; 32],
 ) -> Result<([u8; 32], Zeroizing<[u8; 32]>), WeakPublicKey> {
-    let Some(peer_point) = MontgomeryPoint(*peer).to_edwards(0) else {
-        return Ok((x25519_base(secret), x25519(secret, peer)?));
-    };
-    let points = Zeroizing::new([EdwardsPoint::mul_base_clamped(*secret), peer_point.mul_clamped(*secret)]);
-    let montgomery = Zeroizing::new(EdwardsPoint::to_montgomery_batch(&points[..]));
-    let [public, shared] = montgomery.as_slice() else { unreachable!("two points in, two points out") };
-    if bool::from(shared.as_bytes().ct_eq(&[0u8; 32])) {
-        return Err(WeakPublicKey);
-    }
-    Ok((public.to_bytes(), Zeroizing::new(shared.to_bytes())))
+    let shared = x25519(secret, peer)?;
+    Ok((x25519_base(secret), shared))
 }
 
 /// `crypto_box_seed_keypair(seed)`: secret = SHA-512(seed)[0..32], public = X25519-base(secret).
@@ -441,8 +435,8 @@ mod tests {
         assert_eq!(x25519(&[1u8; 32], &[0u8; 32]), Err(WeakPublicKey));
     }
 
-    /// The Edwards route gives the ladder's bytes: on-curve points, twist points (no Edwards
-    /// form), u = −1, non-canonical u ≥ p, and the top bit set.
+    /// AWS-LC's X25519 gives the ladder's bytes: on-curve points, twist points (no Edwards
+    /// form), u = −1, non-canonical u ≥ p, the top bit set, and small-order points refused.
     #[test]
     fn x25519_matches_ladder() {
         let mut cases: Vec<[u8; 32]> = (0u8..64).map(|i| blake2b_32(&[], &[&[i]])).collect();
