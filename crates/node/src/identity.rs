@@ -4,6 +4,7 @@ use std::path::Path;
 
 use session_common::secret_file;
 use session_protocol::IdentityKey;
+use session_protocol::primitives::X25519Secret;
 
 /// The node key could not be loaded or created.
 pub use session_common::secret_file::SecretFileError as IdentityError;
@@ -13,6 +14,8 @@ pub use session_common::secret_file::SecretFileError as IdentityError;
 pub struct NodeIdentity {
     key: IdentityKey,
     channel: std::sync::Arc<crate::peer::auth::ChannelKeys>,
+    /// The X25519 key prepared once for the onion layers addressed to this node.
+    onion_key: std::sync::Arc<X25519Secret>,
     ed25519_hex: String,
     x25519_hex: String,
 }
@@ -23,7 +26,8 @@ impl NodeIdentity {
         let ed25519_hex = hex::encode(key.ed25519_public());
         let x25519_hex = hex::encode(key.x25519_public());
         let channel = std::sync::Arc::new(crate::peer::auth::ChannelKeys::new(&key));
-        Self { key, channel, ed25519_hex, x25519_hex }
+        let onion_key = std::sync::Arc::new(X25519Secret::new(key.x25519_secret()));
+        Self { key, channel, onion_key, ed25519_hex, x25519_hex }
     }
 
     /// Loads `dir/node.key`, or makes a fresh key there (mode 0600) on first start.
@@ -35,6 +39,11 @@ impl NodeIdentity {
     /// The key pair.
     pub fn key(&self) -> &IdentityKey {
         &self.key
+    }
+
+    /// The node's X25519 key, prepared for the onion layers it peels.
+    pub fn onion_key(&self) -> &X25519Secret {
+        &self.onion_key
     }
 
     /// The node-to-node channel keys with every peer (`peer::auth::ChannelKeys`).

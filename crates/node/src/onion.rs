@@ -23,7 +23,7 @@ use serde_json::Value;
 use session_protocol::onion::hop::MAX_NONCE_LEN;
 use session_protocol::onion::{
     EntryRequest, FinalRequest, MAX_ONION_HOPS, PeelError, PeeledLayer, ProxyRequest, RelayRequest, Route,
-    RouteError, parse_entry_request, peel_layer,
+    RouteError, parse_entry_request, peel_layer_with,
 };
 
 use crate::NodeContext;
@@ -88,10 +88,8 @@ pub async fn handle_relayed(ctx: &NodeContext, body: &[u8]) -> OnionReply {
 // ---- internals ----
 
 async fn process(ctx: &NodeContext, entry: &EntryRequest<'_>) -> OnionReply {
-    let key = ctx.identity.key();
-    let layer = match peel_layer(
-        key.x25519_secret(),
-        key.x25519_public(),
+    let layer = match peel_layer_with(
+        ctx.identity.onion_key(),
         entry.ciphertext,
         &entry.ephemeral_key,
         entry.enc_type,

@@ -7,7 +7,6 @@
 
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{Tag, XChaCha20Poly1305};
-use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use poly1305::Poly1305;
 use poly1305::universal_hash::KeyInit;
@@ -68,23 +67,64 @@ pub fn sha512(parts: &[&[u8]]) -> [u8; 64] {
 pub struct WeakPublicKey;
 
 /// `crypto_scalarmult(secret, public)`: X25519 with clamping; rejects an all-zero result.
-///
-/// A point on the curve is multiplied in its Edwards form: curve25519-dalek's constant-time
-/// Edwards scalar multiplication (AVX2 where available) plus the two conversions costs about 0.7
-/// of its Montgomery ladder. The Montgomery u-coordinate of `[k]P` is that of `[k](−P)`, so
-/// the sign chosen for the Edwards point does not matter and the result is the ladder's, byte
-/// for byte. Twist points and u = −1 have no Edwards form and take the ladder. The branch
-/// depends only on the public point.
+/// A one-off [`X25519Secret::agree`]; keep an [`X25519Secret`] for a key used many times.
 pub fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, WeakPublicKey> {
-    let point = MontgomeryPoint(*public);
-    let shared = Zeroizing::new(match point.to_edwards(0) {
-        Some(edwards) => Zeroizing::new(edwards.mul_clamped(*secret)).to_montgomery().to_bytes(),
-        None => point.mul_clamped(*secret).to_bytes(),
-    });
-    if bool::from(shared.ct_eq(&[0u8; 32])) {
-        return Err(WeakPublicKey);
+    X25519Secret::new(secret).agree(public)
+}
+
+/// An X25519 secret key prepared for key agreements, with its public key.
+///
+/// The multiplications are AWS-LC's (`aws-lc-rs`: s2n-bignum's constant-time ladder in
+/// MULX/ADX assembly), about 1.5 times as fast here as curve25519-dalek's Edwards route and 2
+/// times its Montgomery ladder (crates/protocol/README.md, "Benchmarks"): the operation a node
+/// runs once per onion hop, and a client once per onion layer and per message it opens.
+/// Preparing computes the public key (AWS-LC does that for every raw private key), so a node
+/// prepares its own key once and keeps it. RFC 7748 semantics, as libsodium: the secret is
+/// clamped, the top bit of the peer's key ignored and a non-canonical u reduced; the tests at
+/// the bottom pin it to the ladder of x25519-dalek, byte for byte.
+pub struct X25519Secret {
+    key: aws_lc_rs::agreement::PrivateKey,
+    public: [u8; 32],
+}
+
+impl std::fmt::Debug for X25519Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("X25519Secret").field("public", &hex::encode(self.public)).finish_non_exhaustive()
     }
-    Ok(shared)
+}
+
+impl X25519Secret {
+    /// Prepares `secret` (32 bytes, clamped as X25519 does).
+    pub fn new(secret: &[u8; 32]) -> Self {
+        use aws_lc_rs::agreement::{PrivateKey, X25519};
+        // AWS-LC refuses an X25519 private key only for its length, and this one has 32 bytes.
+        let key = PrivateKey::from_private_key(&X25519, secret).expect("a 32-byte X25519 private key");
+        let mut public = [0u8; 32];
+        // The public key was computed with the key; this copies it out.
+        let computed = key.compute_public_key().expect("the public key of a valid X25519 private key");
+        public.copy_from_slice(computed.as_ref());
+        Self { key, public }
+    }
+
+    /// `X25519(secret, 9)`.
+    pub fn public(&self) -> &[u8; 32] {
+        &self.public
+    }
+
+    /// `X25519(secret, peer)`; an all-zero result (a small-order `peer`) is refused.
+    pub fn agree(&self, peer: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, WeakPublicKey> {
+        use aws_lc_rs::agreement::{UnparsedPublicKey, X25519, agree};
+        let mut shared = Zeroizing::new([0u8; 32]);
+        // AWS-LC fails the agreement exactly when the result is all zero.
+        agree(&self.key, UnparsedPublicKey::new(&X25519, peer), WeakPublicKey, |bytes| {
+            if bytes.len() != shared.len() {
+                return Err(WeakPublicKey);
+            }
+            shared.copy_from_slice(bytes);
+            Ok(())
+        })?;
+        Ok(shared)
+    }
 }
 
 /// `crypto_scalarmult_base(secret)`: the X25519 public key of a secret. Like libsodium it goes
@@ -95,23 +135,14 @@ pub fn x25519_base(secret: &[u8; 32]) -> [u8; 32] {
 }
 
 /// An ephemeral key agreement in one go: `(X25519(secret, 9), X25519(secret, peer))`, as a
-/// sealed box or an onion layer needs. With `peer` on the curve both products are taken in
-/// Edwards form and share one inversion on the way back to Montgomery form (one fewer than
-/// [`x25519_base`] + [`x25519`]); otherwise it is exactly those two. Byte-identical either way.
+/// sealed box or an onion layer needs (one [`X25519Secret`]: its public key comes with it).
 pub fn x25519_base_and_shared(
     secret: &[u8; 32],
     peer: &[u8; 32],
 ) -> Result<([u8; 32], Zeroizing<[u8; 32]>), WeakPublicKey> {
-    let Some(peer_point) = MontgomeryPoint(*peer).to_edwards(0) else {
-        return Ok((x25519_base(secret), x25519(secret, peer)?));
-    };
-    let points = Zeroizing::new([EdwardsPoint::mul_base_clamped(*secret), peer_point.mul_clamped(*secret)]);
-    let montgomery = Zeroizing::new(EdwardsPoint::to_montgomery_batch(&points[..]));
-    let [public, shared] = montgomery.as_slice() else { unreachable!("two points in, two points out") };
-    if bool::from(shared.as_bytes().ct_eq(&[0u8; 32])) {
-        return Err(WeakPublicKey);
-    }
-    Ok((public.to_bytes(), Zeroizing::new(shared.to_bytes())))
+    let key = X25519Secret::new(secret);
+    let shared = key.agree(peer)?;
+    Ok((*key.public(), shared))
 }
 
 /// `crypto_box_seed_keypair(seed)`: secret = SHA-512(seed)[0..32], public = X25519-base(secret).
@@ -437,12 +468,20 @@ mod tests {
     }
 
     #[test]
+    fn prepared_secret_public_key_matches_base() {
+        for i in 0u8..16 {
+            let secret = blake2b_32(b"prepared", &[&[i]]);
+            assert_eq!(*X25519Secret::new(&secret).public(), x25519_base(&secret));
+        }
+    }
+
+    #[test]
     fn x25519_rejects_zero_point() {
         assert_eq!(x25519(&[1u8; 32], &[0u8; 32]), Err(WeakPublicKey));
     }
 
-    /// The Edwards route gives the ladder's bytes: on-curve points, twist points (no Edwards
-    /// form), u = −1, non-canonical u ≥ p, and the top bit set.
+    /// AWS-LC's X25519 gives the ladder's bytes: on-curve points, twist points (no Edwards
+    /// form), u = −1, non-canonical u ≥ p, the top bit set, and small-order points refused.
     #[test]
     fn x25519_matches_ladder() {
         let mut cases: Vec<[u8; 32]> = (0u8..64).map(|i| blake2b_32(&[], &[&[i]])).collect();

@@ -18,7 +18,9 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use hmac::{Hmac, Mac};
 use zeroize::Zeroizing;
 
-use crate::primitives::{WeakPublicKey, blake2b_32, x25519, xchacha20_open_into, xchacha20_seal_in_place};
+use crate::primitives::{
+    WeakPublicKey, X25519Secret, blake2b_32, x25519, xchacha20_open_into, xchacha20_seal_in_place,
+};
 
 /// Length of the authentication tag appended by both AEADs.
 pub const TAG_LEN: usize = 16;
@@ -176,6 +178,17 @@ impl HopKey {
     ) -> Result<Self, HopError> {
         let shared = x25519(node_secret, client_public)?;
         Ok(Self::from_shared_secret(enc_type, &shared, client_public, node_public))
+    }
+
+    /// [`HopKey::for_node`] with the node's prepared key (what a node keeps: it saves preparing
+    /// the key, which costs a public-key computation, per request).
+    pub fn for_node_key(
+        enc_type: EncType,
+        node_key: &X25519Secret,
+        client_public: &[u8; 32],
+    ) -> Result<Self, HopError> {
+        let shared = node_key.agree(client_public)?;
+        Ok(Self::from_shared_secret(enc_type, &shared, client_public, node_key.public()))
     }
 
     /// Wraps raw key bytes (e.g. a key kept from an earlier derivation).

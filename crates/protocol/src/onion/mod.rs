@@ -25,7 +25,7 @@ pub use hop::{EncType, EncTypeError, HopError, HopKey};
 pub use payload::{CombinedPayload, MAX_PAYLOAD_LEN, PayloadError, encode_combined_payload};
 pub use peel::{
     EntryRequest, FinalRequest, MAX_ONION_HOPS, PeelError, PeeledLayer, ProxyRequest, RelayRequest, Route,
-    RouteError, is_target_allowed, parse_entry_request, peel_layer, peel_request,
+    RouteError, is_target_allowed, parse_entry_request, peel_layer, peel_layer_with, peel_request,
 };
 pub use response::{DestinationKind, ResponseContext, ResponseError, seal_response};
 pub use v4::{

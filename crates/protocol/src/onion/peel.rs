@@ -18,7 +18,7 @@ use super::builder::Protocol;
 use super::hop::{EncType, EncTypeError, HopKey, MAX_NONCE_LEN};
 use super::payload::{CombinedPayload, PayloadError};
 use super::response::seal_response;
-use crate::primitives::hex_array;
+use crate::primitives::{X25519Secret, hex_array};
 
 /// Upstream refuses a relayed layer whose `hop_no` exceeds this (network §7.5).
 pub const MAX_ONION_HOPS: u64 = 15;
@@ -166,6 +166,20 @@ pub fn peel_layer(
 ) -> Result<PeeledLayer, PeelError> {
     let key = HopKey::for_node(enc_type, node_secret, node_public, ephemeral_key)
         .map_err(|_| PeelError::DecryptionFailed)?;
+    let plaintext = key.decrypt(ciphertext).map_err(|_| PeelError::DecryptionFailed)?;
+    let route = parse_route(&plaintext);
+    Ok(PeeledLayer { key, plaintext, route })
+}
+
+/// [`peel_layer`] with the node's prepared key ([`X25519Secret`], kept by a running node).
+pub fn peel_layer_with(
+    node_key: &X25519Secret,
+    ciphertext: &[u8],
+    ephemeral_key: &[u8; 32],
+    enc_type: EncType,
+) -> Result<PeeledLayer, PeelError> {
+    let key =
+        HopKey::for_node_key(enc_type, node_key, ephemeral_key).map_err(|_| PeelError::DecryptionFailed)?;
     let plaintext = key.decrypt(ciphertext).map_err(|_| PeelError::DecryptionFailed)?;
     let route = parse_route(&plaintext);
     Ok(PeeledLayer { key, plaintext, route })
