@@ -7,7 +7,7 @@
 //!   --messages N         messages per latency run (default 200)
 //!   --poll-ms A,B        recipient poll intervals, one latency run each (default 250,1000)
 //!   --throughput N       messages per throughput run (default 200)
-//!   --concurrency A,B    concurrent send_text tasks, one throughput run each (default 1,8)
+//!   --concurrency A,B    concurrent send_text tasks, one throughput run each (default 1)
 //! ```
 //!
 //! * **End to end**: from the start of `send_text` until the recipient's client has the message
@@ -59,7 +59,7 @@ impl Options {
             messages: 200,
             poll_ms: vec![250, 1000],
             throughput: 200,
-            concurrency: vec![1, 8],
+            concurrency: vec![1],
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
