@@ -68,6 +68,9 @@ pub const TYPING_TTL: Duration = Duration::from_secs(20);
 /// `RecvError::Lagged` and should reload its view from the database.
 pub const EVENT_CAPACITY: usize = 1024;
 
+/// Sends in the same millisecond get consecutive timestamps, at most this many apart.
+const MAX_TIMESTAMP_BUMP_MS: u64 = 1000;
+
 /// At most this many retrieve pages per poll (a page is the node's size limit).
 const MAX_PAGES_PER_POLL: usize = 20;
 
@@ -444,7 +447,7 @@ impl Client {
             self.accept_request(&to).await?;
         }
         let body = text.to_owned();
-        let (id, disappearing, name) = self
+        let (id, now, disappearing, name) = self
             .inner
             .db
             .run(move |s| {
@@ -458,19 +461,24 @@ impl Client {
                             s.save_contact(&contact)?;
                         }
                     }
-                    let id = s
-                        .insert_message(&NewMessage {
+                    // A message is known by its author and sent timestamp (receipts and unsend
+                    // name it so), so two sends in the same millisecond take the next free one.
+                    for sent_ms in now..now + MAX_TIMESTAMP_BUMP_MS {
+                        let inserted = s.insert_message(&NewMessage {
                             conversation: to,
                             author: me,
-                            sent_ms: now,
+                            sent_ms,
                             server_hash: None,
-                            body,
+                            body: body.clone(),
                             direction: Direction::Outgoing,
                             state: MessageState::Sending,
                             disappearing: conversation.disappearing,
-                        })?
-                        .ok_or(DbError::Corrupt("outgoing message id collision"))?;
-                    Ok((id, conversation.disappearing, account.display_name))
+                        })?;
+                        if let Some(id) = inserted {
+                            return Ok((id, sent_ms, conversation.disappearing, account.display_name));
+                        }
+                    }
+                    Err(DbError::Corrupt("no free sent timestamp for an outgoing message"))
                 })
             })
             .await?;
