@@ -88,7 +88,11 @@ async fn typed_line_reaches_the_other_chat_and_back() {
         // Bob's chat, with the poller the real chat runs, gets it as a message request.
         let _bob_poller = bob.spawn_poller(POLL_INTERVAL);
         let mut b = Runner::new(bob.clone(), None);
-        drive(&mut b, "bob to see alice's message", |app| shows(app, "hello bob", None)).await;
+        drive(&mut b, "bob to see alice's message under her name", |app| {
+            shows(app, "hello bob", None)
+                && row_with(&render(app, 100, 16), "hello bob").contains("Alice: hello bob")
+        })
+        .await;
         assert_eq!(b.app().selected(), Some(alice.session_id()));
         let screen = render(b.app(), 100, 16);
         assert!(row_with(&screen, "[request]").contains("Alice"), "{screen}");
@@ -106,7 +110,13 @@ async fn typed_line_reaches_the_other_chat_and_back() {
 
         // Alice's chat shows the answer (and that Bob accepted).
         let _alice_poller = alice.spawn_poller(POLL_INTERVAL);
-        drive(&mut a, "alice to see bob's answer", |app| shows(app, "hi alice", None)).await;
+        // The name comes with the contact list, which the chat reloads when an unknown sender
+        // writes: wait for the line as the user ends up seeing it.
+        drive(&mut a, "alice to see bob's answer under his name", |app| {
+            shows(app, "hi alice", None)
+                && row_with(&render(app, 100, 16), "hi alice").contains("Bob: hi alice")
+        })
+        .await;
         let screen = render(a.app(), 100, 16);
         assert!(row_with(&screen, "hi alice").contains("Bob: hi alice"), "{screen}");
         assert!(!screen.contains("[request]"), "{screen}");
