@@ -268,12 +268,17 @@ async fn rate_limit_applies_to_rpc_only() {
     // A refused request whose body the node did not read leaves the pooled client usable: the
     // next request does not land on a half-read connection.
     for _ in 0..3 {
-        let response =
-            client.post(format!("{}{RPC}", node.url)).body(vec![b' '; 1 << 20]).send().await.unwrap();
-        if response.status() == 429 {
-            assert_eq!(response.headers()["connection"], "close");
+        match client.post(format!("{}{RPC}", node.url)).body(vec![b' '; 1 << 20]).send().await {
+            Ok(response) => {
+                if response.status() == 429 {
+                    assert_eq!(response.headers()["connection"], "close");
+                }
+                let _ = response.bytes().await;
+            }
+            // The node may answer 429 and close before the whole body is written; the client
+            // then sees the connection closed mid-write (an early refusal on HTTP/1.1).
+            Err(e) => assert!(e.is_request(), "{e:?}"),
         }
-        let _ = response.bytes().await;
         let after = client.post(format!("{}/ping_test/v1", node.url)).send().await.unwrap();
         assert_eq!(after.status(), 200);
     }
