@@ -92,6 +92,15 @@ pub enum AccountCommand {
         /// At most this many (the newest).
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Leave unread messages unread (by default, showing them marks them read: that starts
+        /// after-read disappearing timers and sends a read receipt if you turned those on).
+        #[arg(long)]
+        peek: bool,
+    },
+    /// Send your failed messages to someone again (`messages` marks them `[failed]`).
+    Resend {
+        /// The recipient: a Session ID or a contact's name.
+        who: String,
     },
     /// List message requests, or accept or decline one.
     Requests {
@@ -168,7 +177,8 @@ pub async fn run(global: &Global, command: AccountCommand) -> Result<Output, Cli
         AccountCommand::Sync => sync(global).await,
         AccountCommand::Watch { interval } => watch(global, Duration::from_secs(interval.max(1))).await,
         AccountCommand::Conversations => conversations(global).await,
-        AccountCommand::Messages { who, limit } => messages(global, &who, limit).await,
+        AccountCommand::Messages { who, limit, peek } => messages(global, &who, limit, peek).await,
+        AccountCommand::Resend { who } => resend(global, &who).await,
         AccountCommand::Requests { action: None } => requests(global).await,
         AccountCommand::Requests { action: Some(RequestAction::Accept { who }) } => {
             accept(global, &who).await
@@ -718,7 +728,7 @@ async fn requests(global: &Global) -> Result<Output, CliError> {
     conversation_list(global, true).await
 }
 
-async fn messages(global: &Global, who: &str, limit: u32) -> Result<Output, CliError> {
+async fn messages(global: &Global, who: &str, limit: u32, peek: bool) -> Result<Output, CliError> {
     let (dir, db) = context::open_db(global).await?;
     let peer = resolve::recipient(who, &all_contacts(&dir, &db).await?)?;
     let (me, contacts, conversations, list) = db
@@ -753,7 +763,66 @@ async fn messages(global: &Global, who: &str, limit: u32) -> Result<Output, CliE
         "name": view.name(&peer),
         "messages": list.iter().map(|m| view.message_json(m)).collect::<Vec<_>>(),
     });
+    let unread =
+        list.iter().any(|m| m.direction == Direction::Incoming && m.read_at_ms.is_none() && !m.deleted);
+    if unread && !peek {
+        // Shown, so read. That may need the network (timers on the swarm, a receipt); without
+        // one they stay unread, and the listing still stands.
+        drop(db);
+        let marked = async {
+            let (client, network) = context::connect(global).await?;
+            let result = client.mark_read(&peer).await;
+            let _ = client.save_pool().await;
+            result.map_err(|e| CliError::from_client(&dir, Some(&network), e))
+        };
+        if let Err(e) = marked.await {
+            eprintln!("session: messages left unread: {e}");
+        }
+    }
     Ok(Output::new(json, text))
+}
+
+async fn resend(global: &Global, who: &str) -> Result<Output, CliError> {
+    let dir = global.data_dir()?;
+    let peer = {
+        let (_, db) = context::open_db(global).await?;
+        resolve::recipient(who, &all_contacts(&dir, &db).await?)?
+    };
+    let (client, network) = context::connect(global).await?;
+    let failed: Vec<Message> = client
+        .messages(&peer, u32::MAX)
+        .await
+        .map_err(|e| CliError::from_client(&dir, Some(&network), e))?
+        .into_iter()
+        .filter(|m| m.state == MessageState::Failed && m.direction == Direction::Outgoing && !m.deleted)
+        .collect();
+    let result = client.resend_failed(&peer).await;
+    let _ = client.save_pool().await;
+    let name = resolve::label(&peer, &all_contacts(&dir, client.db()).await?);
+    let (sent, failure) = match result {
+        Ok(sent) => (sent, None),
+        Err(e) => (Vec::new(), Some(CliError::from_client(&dir, Some(&network), e))),
+    };
+    // Some may have gone before one failed again: report what the database says now.
+    let mut delivered = sent.len();
+    if failure.is_some() {
+        delivered = 0;
+        for m in &failed {
+            if client.message(m.id).await.ok().flatten().is_some_and(|m| m.state != MessageState::Failed) {
+                delivered += 1;
+            }
+        }
+    }
+    let left = failed.len() - delivered;
+    let json = json!({ "to": peer.to_hex(), "failed_before": failed.len(), "sent": delivered, "still_failed": left });
+    let text = if failed.is_empty() {
+        format!("no failed messages to {name}\n")
+    } else {
+        format!("sent again: {delivered} of {} to {name}\n", failed.len())
+    };
+    let mut out = Output::new(json, text);
+    out.failure = failure;
+    Ok(out)
 }
 
 async fn accept(global: &Global, who: &str) -> Result<Output, CliError> {

@@ -109,7 +109,7 @@ pub enum CliError {
     #[error("bad recovery phrase: {0}")]
     Phrase(String),
     /// The message was stored locally but not delivered.
-    #[error("message not delivered: {0}")]
+    #[error("message not delivered (kept as failed; `session resend` sends it again): {0}")]
     NotDelivered(String),
     /// Reading or writing a local file failed.
     #[error("{what}: {source}")]

@@ -1,6 +1,7 @@
 //! Naming people: a recipient given as a Session ID or a contact name, and the names and times
 //! the commands print.
 
+use jiff::tz::TimeZone;
 use session_client::db::Contact;
 use session_protocol::id::{IdPrefix, SessionId};
 
@@ -52,26 +53,28 @@ pub fn label(id: &SessionId, contacts: &[Contact]) -> String {
     contact_name(contacts.iter().find(|c| c.session_id == *id)).unwrap_or_else(|| id.short())
 }
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC) of a time in ms since the epoch.
+/// `YYYY-MM-DD HH:MM:SS` in the local time zone (`TZ`, else the system's) of a time in ms
+/// since the epoch.
 pub fn time(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+    time_in(ms, &TimeZone::system())
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// `YYYY-MM-DD HH:MM:SS` in `tz` of a time in ms since the epoch (`?` if out of range).
+pub fn time_in(ms: u64, tz: &TimeZone) -> String {
+    format_in(ms, tz, "%Y-%m-%d %H:%M:%S")
+}
+
+/// `HH:MM` in `tz` of a time in ms since the epoch.
+pub fn clock_in(ms: u64, tz: &TimeZone) -> String {
+    format_in(ms, tz, "%H:%M")
+}
+
+fn format_in(ms: u64, tz: &TimeZone, format: &str) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|t| t.to_zoned(tz.clone()).strftime(format).to_string())
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// The first line of a text, at most `max` characters, with `…` when cut.
@@ -143,9 +146,16 @@ mod tests {
 
     #[test]
     fn times_and_previews() {
-        assert_eq!(time(0), "1970-01-01 00:00:00");
-        assert_eq!(time(951_782_400_000), "2000-02-29 00:00:00");
-        assert_eq!(time(1_798_761_599_000), "2026-12-31 23:59:59");
+        let utc = TimeZone::UTC;
+        assert_eq!(time_in(0, &utc), "1970-01-01 00:00:00");
+        assert_eq!(time_in(951_782_400_000, &utc), "2000-02-29 00:00:00");
+        assert_eq!(time_in(1_798_761_599_000, &utc), "2026-12-31 23:59:59");
+        assert_eq!(time_in(u64::MAX, &utc), "?");
+        let east = TimeZone::fixed(jiff::tz::offset(2));
+        assert_eq!(time_in(1_798_761_599_000, &east), "2027-01-01 01:59:59");
+        assert_eq!(clock_in(1_798_761_599_000, &east), "01:59");
+        let west = TimeZone::fixed(jiff::tz::offset(-5));
+        assert_eq!(clock_in(951_782_400_000, &west), "19:00");
         assert_eq!(preview("hello", 10), "hello");
         assert_eq!(preview("hello world", 5), "hello…");
         assert_eq!(preview("one\ntwo", 10), "one…");

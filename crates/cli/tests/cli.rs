@@ -120,7 +120,7 @@ async fn scenario() {
     options.timing = Timing { heartbeat_secs: 1, ..Timing::default() };
     options.ready_timeout = Duration::from_secs(180);
     options.stop_grace = Duration::from_secs(5);
-    let devnet = Devnet::up(options).await.expect("devnet up");
+    let mut devnet = Devnet::up(options).await.expect("devnet up");
     let network = devnet.dir().to_str().unwrap().to_owned();
 
     let alice = User::new(root, "alice");
@@ -182,7 +182,20 @@ async fn scenario() {
 
     // Alice sees the answer; her conversation with Bob, oldest first.
     alice.sync_until("bob's reply", text_is("hi alice")).await;
+    let unread = |user: &User| {
+        let user = user.clone();
+        async move {
+            let list = user.run(&["conversations", "--json"]).await.ok().json();
+            list["conversations"][0]["unread"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(unread(&alice).await, 1);
+    // --peek shows without reading; plain `messages` marks them read.
+    let peeked = alice.run(&["messages", &bob_id, "--peek"]).await.ok().stdout;
+    assert!(peeked.contains("Bob: hi alice"), "{peeked}");
+    assert_eq!(unread(&alice).await, 1);
     let history = alice.run(&["messages", &bob_id, "--json"]).await.ok().json();
+    assert_eq!(unread(&alice).await, 0);
     let messages = history["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2, "{history}");
     assert_eq!((&messages[0]["text"], &messages[0]["direction"]), (&"hello bob".into(), &"outgoing".into()));
@@ -239,6 +252,32 @@ async fn scenario() {
     watch.kill().await.unwrap();
     let _ = watch.wait().await;
 
+    // With the whole network stopped a message is kept as failed; once it is back, `resend`
+    // delivers it (once).
+    let nodes = devnet.nodes().unwrap();
+    for node in &nodes {
+        devnet.stop_node(node.index).await.unwrap();
+    }
+    let failed = alice.run(&["send", "Robert", "while down"]).await;
+    assert_eq!(failed.code, Some(6), "{failed:?}");
+    assert!(failed.stderr.contains("`session resend`"), "{failed:?}");
+    let listing = alice.run(&["messages", "Robert"]).await.ok().stdout;
+    assert!(listing.contains("me: while down  [failed]"), "{listing}");
+    for node in &nodes {
+        devnet.start_node(node.index).await.unwrap();
+    }
+    devnet.wait_until_ready(Duration::from_secs(120)).await.unwrap();
+    let resent = alice.run(&["resend", "Robert", "--json"]).await.ok().json();
+    assert_eq!((resent["sent"].as_u64(), resent["still_failed"].as_u64()), (Some(1), Some(0)), "{resent}");
+    let nothing = alice.run(&["resend", "Robert"]).await.ok().stdout;
+    assert!(nothing.contains("no failed messages"), "{nothing}");
+    bob.sync_until("the resent message", text_is("while down")).await;
+    let bobs = bob.run(&["messages", "alice", "--json"]).await.ok().json();
+    let copies = bobs["messages"].as_array().unwrap().iter().filter(|m| m["text"] == "while down").count();
+    assert_eq!(copies, 1, "{bobs}");
+
+    chat_in_a_real_terminal(&alice, &bob).await;
+
     // Restore: a bad phrase is refused with the reason; the right one gives the same ID and
     // brings back what Alice sent.
     let carol_dir = User::new(root, "restored");
@@ -277,4 +316,121 @@ async fn scenario() {
     assert!(keyfile.stderr.contains("uses a key file, not a passphrase"), "{keyfile:?}");
 
     devnet.down().await.unwrap();
+}
+
+/// Rows and columns of the pseudo-terminal `session chat` runs in.
+const PTY_ROWS: u16 = 30;
+const PTY_COLS: u16 = 110;
+
+/// `session chat` in a pseudo-terminal, its output read through a terminal emulator (vt100).
+struct Pty {
+    master: std::fs::File,
+    child: tokio::process::Child,
+    screen: std::sync::Arc<std::sync::Mutex<vt100::Parser>>,
+    /// Everything the program wrote, for the escape sequences.
+    raw: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Pty {
+    fn spawn(user: &User, args: &[&str]) -> Self {
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).unwrap();
+        grantpt(&master).unwrap();
+        unlockpt(&master).unwrap();
+        let name = ptsname(&master, Vec::new()).unwrap();
+        let size =
+            rustix::termios::Winsize { ws_row: PTY_ROWS, ws_col: PTY_COLS, ws_xpixel: 0, ws_ypixel: 0 };
+        rustix::termios::tcsetwinsize(&master, size).unwrap();
+        let slave = std::fs::OpenOptions::new().read(true).write(true).open(name.to_str().unwrap()).unwrap();
+        let mut command = user.command(args);
+        command
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave))
+            .env("TERM", "xterm-256color");
+        let child = command.spawn().expect("starting session chat");
+        // Only the child holds the terminal side now: reads end when it exits.
+        drop(command);
+        let master = std::fs::File::from(master);
+        let screen = std::sync::Arc::new(std::sync::Mutex::new(vt100::Parser::new(PTY_ROWS, PTY_COLS, 0)));
+        let raw = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().unwrap();
+        let (to_screen, to_raw) = (screen.clone(), raw.clone());
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            // Ends with EIO (or 0) once the program has exited.
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                to_screen.lock().unwrap().process(&buf[..n]);
+                to_raw.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Self { master, child, screen, raw }
+    }
+
+    fn contents(&self) -> String {
+        self.screen.lock().unwrap().screen().contents()
+    }
+
+    /// Waits until the screen shows `text`.
+    async fn wait_for(&self, text: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.contents().contains(text) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the chat screen never showed {text:?}; it shows:\n{}",
+                self.contents()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Types bytes as a person would (one write per key).
+    async fn keys(&mut self, keys: &[u8]) {
+        use std::io::Write;
+        for key in keys {
+            self.master.write_all(&[*key]).unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Alice opens `session chat Robert` in a real terminal: she sees the conversation, writes a
+/// message that Bob receives, opens the help, and quits; the terminal is given back as it was.
+async fn chat_in_a_real_terminal(alice: &User, bob: &User) {
+    let mut pty = Pty::spawn(alice, &["chat", "Robert"]);
+    pty.wait_for("Robert").await;
+    pty.wait_for("while down").await;
+    pty.wait_for("net:").await;
+    pty.keys(b"typed in a terminal\r").await;
+    pty.wait_for("me: typed in a terminal").await;
+    // The delivery mark (a check) follows on the same line.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !pty.contents().lines().any(|l| l.contains("me: typed in a terminal") && l.contains('✓')) {
+        assert!(tokio::time::Instant::now() < deadline, "never marked sent:\n{}", pty.contents());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pty.keys(b"/help\r").await;
+    pty.wait_for("/unblock [WHO]").await;
+    // Esc closes the help, a second Esc quits.
+    pty.keys(b"\x1b").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!pty.contents().contains("/unblock [WHO]"), "{}", pty.contents());
+    pty.keys(b"\x1b").await;
+    let status =
+        tokio::time::timeout(COMMAND_TIMEOUT, pty.child.wait()).await.expect("chat did not quit").unwrap();
+    assert!(status.success(), "{status:?}\n{}", pty.contents());
+    // Back on the main screen, out of raw mode.
+    let raw = pty.raw.lock().unwrap().clone();
+    let text = String::from_utf8_lossy(&raw);
+    let entered = text.find("\x1b[?1049h").expect("the chat used the alternate screen");
+    assert!(text[entered..].contains("\x1b[?1049l"), "the alternate screen was left");
+    assert!(!pty.screen.lock().unwrap().screen().alternate_screen());
+    let modes = rustix::termios::tcgetattr(&pty.master).unwrap().local_modes;
+    assert!(
+        modes.contains(rustix::termios::LocalModes::ICANON | rustix::termios::LocalModes::ECHO),
+        "{modes:?}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+    bob.sync_until("the message typed in the chat", text_is("typed in a terminal")).await;
 }

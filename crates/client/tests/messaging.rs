@@ -280,9 +280,23 @@ async fn restart_without_duplicates_and_delivery_with_two_swarm_members_stopped(
         // A background poller delivers.
         let poller = bob.spawn_poller(Duration::from_millis(500));
         let mut events = bob.subscribe();
-        for i in 0..3 {
-            alice.send_text(&b, &format!("message {i}")).await.unwrap();
+        // Three sends at once (they may fall in the same millisecond: each still gets its own
+        // sent timestamp, which is the message's identity).
+        let (m0, m1, m2) = tokio::join!(
+            alice.send_text(&b, "message 0"),
+            alice.send_text(&b, "message 1"),
+            alice.send_text(&b, "message 2"),
+        );
+        let sent = [m0.unwrap(), m1.unwrap(), m2.unwrap()];
+        let mut stamps = Vec::new();
+        for id in sent {
+            let m = alice.message(id).await.unwrap().unwrap();
+            assert_eq!(m.state, MessageState::Sent);
+            stamps.push(m.sent_ms);
         }
+        stamps.sort_unstable();
+        stamps.dedup();
+        assert_eq!(stamps.len(), 3, "distinct sent timestamps");
         let deadline = tokio::time::Instant::now() + WAIT;
         let mut got = 0;
         while got < 3 {
@@ -295,7 +309,9 @@ async fn restart_without_duplicates_and_delivery_with_two_swarm_members_stopped(
         }
         drop(poller);
         let before = bodies(&bob, &a).await;
-        assert_eq!(before.len(), 3);
+        let mut sorted = before.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..3).map(|i| Some(format!("message {i}"))).collect::<Vec<_>>());
 
         // Restart: drop and open again (the saved pool is used); a poll handles nothing again
         // (seen hashes and poll positions are in the database).
@@ -330,8 +346,8 @@ async fn restart_without_duplicates_and_delivery_with_two_swarm_members_stopped(
             alice.send_text(&b, &format!("message {i}")).await.unwrap();
         }
         poll_until!(bob, "messages with two members down", bodies(&bob, &a).await.len() == 6);
-        let expected: Vec<Option<String>> = (0..6).map(|i| Some(format!("message {i}"))).collect();
-        assert_eq!(bodies(&bob, &a).await, expected);
+        let expected: Vec<Option<String>> = (3..6).map(|i| Some(format!("message {i}"))).collect();
+        assert_eq!(bodies(&bob, &a).await[3..], expected[..]);
         // Bob answers; Alice gets it too.
         bob.send_text(&a, "got them all").await.unwrap();
         poll_until!(alice, "bob's answer", bodies(&alice, &b).await.len() == 7);
@@ -349,6 +365,22 @@ async fn restart_without_duplicates_and_delivery_with_two_swarm_members_stopped(
             message,
             state: MessageState::Failed
         }));
+        // The network comes back (same directory, same nodes): the failed message is sent again
+        // with its timestamp, and Bob gets it once.
+        let devnet = Devnet::up(options(&dir.path().join("devnet"), 7, STOPPED_STAY_LISTED)).await.unwrap();
+        assert!(matches!(alice.resend(sent[0]).await, Err(ClientError::NotFailed)));
+        let delivered = alice.resend_failed(&b).await.unwrap();
+        assert_eq!(delivered, vec![message]);
+        let resent = alice.message(message).await.unwrap().unwrap();
+        assert_eq!((resent.state, resent.sent_ms), (MessageState::Sent, failed.sent_ms));
+        assert!(drain(&mut events).contains(&Event::DeliveryState {
+            conversation: b,
+            message,
+            state: MessageState::Sent
+        }));
+        poll_until!(bob, "the resent message", bodies(&bob, &a).await.len() == 8);
+        assert_eq!(bodies(&bob, &a).await.last().cloned().flatten().as_deref(), Some("into the void"));
+        drop(devnet);
     })
     .await;
 }

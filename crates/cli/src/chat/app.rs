@@ -24,6 +24,10 @@ const RELOAD_EVERY_TICKS: u64 = 20;
 /// Lines one PageUp/PageDown scrolls.
 const PAGE: usize = 10;
 
+/// While we keep typing, the typing indicator is sent again this often (ms), well within the
+/// time a receiver shows it ([`TYPING_TTL`]).
+pub const TYPING_REFRESH_MS: u64 = 10_000;
+
 /// Something the runner does against the client for the app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -46,6 +50,18 @@ pub enum Action {
     Decline(SessionId),
     /// Block the peer.
     Block(SessionId),
+    /// Unblock the peer.
+    Unblock(SessionId),
+    /// Send our failed messages of this conversation again.
+    Resend(SessionId),
+    /// Tell the peer we started or stopped typing (the client sends it only if the typing
+    /// indicators setting is on).
+    Typing {
+        /// The peer.
+        to: SessionId,
+        /// Started (true) or stopped.
+        started: bool,
+    },
     /// Unsend one of our messages.
     Unsend(MessageId),
     /// Set our disappearing-messages setting for the conversation.
@@ -158,9 +174,13 @@ pub struct App {
     notice: Option<Notice>,
     /// Peers typing, until when (ms).
     typing: HashMap<SessionId, u64>,
+    /// The peer we last told we are typing, and when (ms).
+    typing_sent: Option<(SessionId, u64)>,
     /// The peer's disappearing setting when it differs from ours (told by an event).
     peer_disappearing: HashMap<SessionId, DisappearingMode>,
     now_ms: u64,
+    /// The zone message times are shown in.
+    time_zone: jiff::tz::TimeZone,
     ticks: u64,
     network: String,
     help: bool,
@@ -183,8 +203,10 @@ impl App {
             scroll_limit: Cell::new(usize::MAX),
             notice: None,
             typing: HashMap::new(),
+            typing_sent: None,
             peer_disappearing: HashMap::new(),
             now_ms: 0,
+            time_zone: jiff::tz::TimeZone::UTC,
             ticks: 0,
             network: "connecting".to_owned(),
             help: false,
@@ -260,6 +282,16 @@ impl App {
     /// The current time (ms) as last told by [`App::tick`].
     pub fn now_ms(&self) -> u64 {
         self.now_ms
+    }
+
+    /// The zone message times are shown in (UTC unless [`App::set_time_zone`]).
+    pub fn time_zone(&self) -> &jiff::tz::TimeZone {
+        &self.time_zone
+    }
+
+    /// Shows message times in `zone` (the runner sets the local one).
+    pub fn set_time_zone(&mut self, zone: jiff::tz::TimeZone) {
+        self.time_zone = zone;
     }
 
     /// Whether the help is shown.
@@ -516,6 +548,14 @@ impl App {
 
     /// Handles a key press.
     pub fn handle_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        let mut actions = self.handle_key_inner(key);
+        if !self.quit {
+            actions.extend(self.typing_update());
+        }
+        actions
+    }
+
+    fn handle_key_inner(&mut self, key: KeyEvent) -> Vec<Action> {
         if key.kind == KeyEventKind::Release {
             return Vec::new();
         }
@@ -584,9 +624,42 @@ impl App {
     }
 
     /// Typed text (a paste): appended to the input line, line breaks as spaces.
-    pub fn paste(&mut self, text: &str) {
+    pub fn paste(&mut self, text: &str) -> Vec<Action> {
         self.focus = Focus::Input;
         self.input.extend(text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }));
+        self.typing_update()
+    }
+
+    /// Typing indicators for what the input line now holds: "started" when we begin writing a
+    /// message in an accepted 1:1 conversation (again every [`TYPING_REFRESH_MS`] while we go
+    /// on), "stopped" when the line is emptied or we move to another conversation. A sent
+    /// message ends it by itself at the peer.
+    fn typing_update(&mut self) -> Vec<Action> {
+        let composing = self.selected_entry().filter(|e| {
+            !e.draft
+                && e.kind == ConversationKind::Direct
+                && e.state == ConversationState::Accepted
+                && !self.input.trim().is_empty()
+                && !self.input.starts_with('/')
+        });
+        let mut actions = Vec::new();
+        match (composing.map(|e| e.peer), self.typing_sent) {
+            (Some(peer), Some((sent_to, at)))
+                if sent_to == peer && self.now_ms.saturating_sub(at) < TYPING_REFRESH_MS => {}
+            (Some(peer), previous) => {
+                if let Some((other, _)) = previous.filter(|(other, _)| *other != peer) {
+                    actions.push(Action::Typing { to: other, started: false });
+                }
+                self.typing_sent = Some((peer, self.now_ms));
+                actions.push(Action::Typing { to: peer, started: true });
+            }
+            (None, Some((sent_to, _))) => {
+                self.typing_sent = None;
+                actions.push(Action::Typing { to: sent_to, started: false });
+            }
+            (None, None) => {}
+        }
+        actions
     }
 
     fn quit(&mut self) -> Vec<Action> {
@@ -659,6 +732,10 @@ impl App {
         };
         self.input.clear();
         self.scroll = 0;
+        if self.typing_sent.is_some_and(|(peer, _)| peer == to) {
+            // The message ends our typing at the peer.
+            self.typing_sent = None;
+        }
         vec![Action::Send { to, text: line }]
     }
 
@@ -702,6 +779,39 @@ impl App {
                 }
                 Ok(vec![Action::Block(entry.peer)])
             }
+            Command::Unblock(None) => {
+                let mut blocked: Vec<String> = self
+                    .contacts
+                    .values()
+                    .filter(|c| c.blocked)
+                    .map(|c| {
+                        c.nickname
+                            .clone()
+                            .or_else(|| c.display_name.clone())
+                            .unwrap_or_else(|| c.session_id.short())
+                    })
+                    .collect();
+                if blocked.is_empty() {
+                    return Err("nobody is blocked".to_owned());
+                }
+                blocked.sort();
+                self.notice = Some(Notice {
+                    text: format!("blocked: {} (/unblock NAME or SESSION_ID)", blocked.join(", ")),
+                    error: false,
+                });
+                Ok(Vec::new())
+            }
+            Command::Unblock(Some(who)) => {
+                let peer = self.blocked_contact(&who)?;
+                Ok(vec![Action::Unblock(peer)])
+            }
+            Command::Retry => {
+                let peer = self.selected.ok_or("no conversation selected")?;
+                if !self.messages.iter().any(|m| m.state == MessageState::Failed && m.author == self.me) {
+                    return Err("no failed message here".to_owned());
+                }
+                Ok(vec![Action::Resend(peer)])
+            }
             Command::Unsend => {
                 self.selected.ok_or("no conversation selected")?;
                 let last = self
@@ -726,6 +836,27 @@ impl App {
     }
 
     // ---- helpers ----
+
+    /// The blocked contact named `who`: a Session ID, or a name (nickname or display name,
+    /// case-insensitive) that only one blocked contact has.
+    fn blocked_contact(&self, who: &str) -> Result<SessionId, String> {
+        let blocked = self.contacts.values().filter(|c| c.blocked);
+        if let Ok(id) = who.parse::<SessionId>() {
+            return blocked
+                .map(|c| c.session_id)
+                .find(|p| *p == id)
+                .ok_or_else(|| format!("{} is not blocked", id.short()));
+        }
+        let named = |c: &&Contact| {
+            [&c.nickname, &c.display_name].into_iter().flatten().any(|n| n.eq_ignore_ascii_case(who))
+        };
+        let matches: Vec<SessionId> = blocked.filter(named).map(|c| c.session_id).collect();
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(format!("no blocked contact named {who:?} (/unblock lists them)")),
+            _ => Err(format!("{} blocked contacts are named {who:?}: use the Session ID", matches.len())),
+        }
+    }
 
     fn upsert_message(&mut self, message: Message) {
         match self.messages.iter_mut().find(|m| m.id == message.id) {

@@ -14,6 +14,10 @@ pub enum Command {
     Decline,
     /// `/block`: block the selected conversation's peer.
     Block,
+    /// `/unblock [NAME|SESSION_ID]`: unblock someone (without an argument: list who is blocked).
+    Unblock(Option<String>),
+    /// `/retry`: send the failed messages of the selected conversation again.
+    Retry,
     /// `/unsend`: unsend our last message in the selected conversation.
     Unsend,
     /// `/disappear off|send DUR|read DUR`.
@@ -72,6 +76,8 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
         "decline" => no_args(Command::Decline, "/decline"),
         "block" => no_args(Command::Block, "/block"),
         "unsend" => no_args(Command::Unsend, "/unsend"),
+        "retry" | "resend" => no_args(Command::Retry, "/retry"),
+        "unblock" => Ok(Command::Unblock(Some(rest.to_owned()).filter(|r| !r.is_empty()))),
         "help" | "?" => Ok(Command::Help),
         "name" => {
             if rest.is_empty() {

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, KeyEvent};
-use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
+use crossterm::terminal::{
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
 use crossterm::{event, execute};
 use ratatui::Terminal;
 use ratatui::backend::{Backend, CrosstermBackend};
@@ -111,7 +113,8 @@ impl Runner {
     /// loading the conversation list.
     pub fn new(client: Client, open: Option<SessionId>) -> Self {
         let events = client.subscribe();
-        let (app, actions) = App::new(client.session_id(), open);
+        let (mut app, actions) = App::new(client.session_id(), open);
+        app.set_time_zone(jiff::tz::TimeZone::system());
         let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
         let mut runner = Self { client, app, events, outcomes_tx, outcomes };
         runner.tick();
@@ -132,7 +135,8 @@ impl Runner {
 
     /// Pasted text.
     pub fn paste(&mut self, text: &str) {
-        self.app.paste(text);
+        let actions = self.app.paste(text);
+        self.execute(actions);
     }
 
     /// The clock moved: timers, and the network state in the status line.
@@ -219,6 +223,28 @@ async fn perform(client: &Client, action: Action) -> Vec<Outcome> {
                     load_conversations(client).await?,
                 ])
             }
+            Action::Unblock(peer) => {
+                client.unblock(&peer).await.map_err(|e| fail("unblocking", &e))?;
+                Ok(vec![
+                    Outcome::Info(format!("unblocked {}", peer.short())),
+                    load_conversations(client).await?,
+                ])
+            }
+            Action::Resend(peer) => {
+                // Each message's state follows as DeliveryState events.
+                let sent = client.resend_failed(&peer).await.map_err(|e| fail("still not delivered", &e))?;
+                Ok(vec![Outcome::Info(match sent.len() {
+                    1 => "1 message sent again".to_owned(),
+                    n => format!("{n} messages sent again"),
+                })])
+            }
+            Action::Typing { to, started } => {
+                // Best effort: a lost typing indicator is not worth a notice.
+                if let Err(e) = client.send_typing(&to, started).await {
+                    tracing::debug!(error = %e, "typing indicator not sent");
+                }
+                Ok(Vec::new())
+            }
             Action::Unsend(id) => {
                 client.unsend(id).await.map_err(|e| fail("unsend", &e))?;
                 Ok(vec![Outcome::Info("message unsent".to_owned())])
@@ -263,9 +289,10 @@ impl Screen {
             previous(info);
         }));
         enable_raw_mode()?;
-        let mut screen = Self { terminal: Terminal::new(CrosstermBackend::new(stdout()))?, restored: false };
-        execute!(stdout(), EnterAlternateScreen, EnableBracketedPaste)?;
-        screen.terminal.clear()?;
+        let screen = Self { terminal: Terminal::new(CrosstermBackend::new(stdout()))?, restored: false };
+        // A plain clear: ratatui's `Terminal::clear` asks the terminal where its cursor is, and
+        // a terminal that does not answer in time would stop the chat.
+        execute!(stdout(), EnterAlternateScreen, EnableBracketedPaste, Clear(ClearType::All))?;
         Ok(screen)
     }
 

@@ -74,10 +74,12 @@ fn ctrl(c: char) -> KeyEvent {
     KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
 }
 
-/// Types `text` and presses Enter; returns the actions of the Enter.
+/// Types `text` and presses Enter; returns the actions of the Enter. Typing a message may only
+/// produce typing indicators.
 fn enter_line(app: &mut App, text: &str) -> Vec<Action> {
     for c in text.chars() {
-        assert_eq!(app.handle_key(press(KeyCode::Char(c))), vec![]);
+        let actions = app.handle_key(press(KeyCode::Char(c)));
+        assert!(actions.iter().all(|a| matches!(a, Action::Typing { .. })), "{actions:?}");
     }
     app.handle_key(press(KeyCode::Enter))
 }
@@ -530,3 +532,65 @@ fn help_lists_keys_commands_and_our_full_id() {
 }
 
 mod devnet;
+
+#[test]
+fn typing_indicators_follow_the_input_line() {
+    let mut app = app_with_three();
+    app.tick(1_000);
+    let typing = |to: u8, started| Action::Typing { to: id(to), started };
+    // The first letter of a message to Bob starts it; more letters do not repeat it...
+    assert_eq!(app.handle_key(press(KeyCode::Char('h'))), vec![typing(BOB, true)]);
+    assert_eq!(app.handle_key(press(KeyCode::Char('i'))), vec![]);
+    // ...until the refresh interval has passed.
+    app.tick(1_000 + super::app::TYPING_REFRESH_MS);
+    assert_eq!(app.handle_key(press(KeyCode::Char('!'))), vec![typing(BOB, true)]);
+    // Emptying the line stops it.
+    app.handle_key(press(KeyCode::Backspace));
+    app.handle_key(press(KeyCode::Backspace));
+    assert_eq!(app.handle_key(press(KeyCode::Backspace)), vec![typing(BOB, false)]);
+    // A slash command is not typing to anyone.
+    assert_eq!(app.handle_key(press(KeyCode::Char('/'))), vec![]);
+    assert_eq!(app.handle_key(ctrl('u')), vec![]);
+    // Sending ends it without a "stopped" (the message does that at the peer).
+    assert_eq!(app.paste("see you"), vec![typing(BOB, true)]);
+    assert_eq!(
+        app.handle_key(press(KeyCode::Enter)),
+        vec![Action::Send { to: id(BOB), text: "see you".into() }]
+    );
+    // Moving to another conversation while writing stops it for the first. Carol's is a
+    // request: no indicator goes to her until it is accepted.
+    app.paste("draft");
+    let actions = app.handle_key(press(KeyCode::Down));
+    assert!(actions.contains(&typing(BOB, false)), "{actions:?}");
+    assert!(!actions.iter().any(|a| matches!(a, Action::Typing { started: true, .. })), "{actions:?}");
+}
+
+#[test]
+fn unblock_lists_and_unblocks_by_name_or_id_and_retry_needs_a_failed_message() {
+    let mut app = app_with_three();
+    assert_eq!(command::parse("/unblock"), Ok(Command::Unblock(None)));
+    assert_eq!(command::parse("/unblock  Dave "), Ok(Command::Unblock(Some("Dave".into()))));
+    assert_eq!(command::parse("/retry"), Ok(Command::Retry));
+    // Alone: the list of blocked people, in the status line.
+    assert_eq!(enter_line(&mut app, "/unblock"), vec![]);
+    let notice = app.notice().unwrap();
+    assert!(!notice.error && notice.text.contains("Dave"), "{notice:?}");
+    // By name (any case) or by Session ID.
+    assert_eq!(enter_line(&mut app, "/unblock dave"), vec![Action::Unblock(id(DAVE))]);
+    assert_eq!(enter_line(&mut app, &format!("/unblock {}", id(DAVE))), vec![Action::Unblock(id(DAVE))]);
+    // Someone not blocked: an error, and the line stays to be corrected.
+    assert_eq!(enter_line(&mut app, "/unblock Bob"), vec![]);
+    assert!(app.notice().unwrap().error);
+    assert_eq!(app.input(), "/unblock Bob");
+    app.handle_key(ctrl('u'));
+    // Nothing failed in Bob's conversation yet.
+    assert_eq!(enter_line(&mut app, "/retry"), vec![]);
+    assert!(app.notice().unwrap().text.contains("no failed message"), "{:?}", app.notice());
+    app.handle_key(ctrl('u'));
+    app.apply(Event::DeliveryState {
+        conversation: id(BOB),
+        message: MessageId(2),
+        state: MessageState::Failed,
+    });
+    assert_eq!(enter_line(&mut app, "/retry"), vec![Action::Resend(id(BOB))]);
+}

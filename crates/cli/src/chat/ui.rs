@@ -12,6 +12,7 @@ use unicode_width::UnicodeWidthChar;
 
 use super::app::{App, Focus, describe_mode};
 use super::command::format_remaining;
+use crate::resolve;
 
 /// Width of the conversation list, columns.
 const LIST_WIDTH: u16 = 28;
@@ -30,7 +31,9 @@ pub const HELP: &[&str] = &[
     "  /new SESSION_ID     write to someone new",
     "  /accept, /decline   answer the selected message request",
     "  /block              block the selected conversation's peer",
+    "  /unblock [WHO]      unblock someone (alone: list who is blocked)",
     "  /unsend             unsend our last message here",
+    "  /retry              send the failed messages here again",
     "  /disappear off | send DUR | read DUR   (DUR: 30s, 5m, 1h, 1d, 1w)",
     "  /name DISPLAY NAME  set our display name",
     "  /help               show or hide this help",
@@ -135,8 +138,10 @@ fn draw_messages(frame: &mut Frame<'_>, app: &App, area: Rect) {
 
 /// The spans of one message: time, author, text, disappearing timer, delivery state.
 fn message_spans(app: &App, message: &Message) -> Vec<Span<'static>> {
-    let mut spans =
-        vec![Span::styled(format!("{} ", clock(message.sent_ms)), Style::new().fg(Color::DarkGray))];
+    let mut spans = vec![Span::styled(
+        format!("{} ", resolve::clock_in(message.sent_ms, app.time_zone())),
+        Style::new().fg(Color::DarkGray),
+    )];
     let ours = message.direction == Direction::Outgoing || message.author == app.me();
     let author_style = if ours { Style::new().fg(Color::Green) } else { Style::new().fg(Color::Cyan) };
     spans.push(Span::styled(
@@ -169,12 +174,6 @@ fn message_spans(app: &App, message: &Message) -> Vec<Span<'static>> {
         }
     }
     spans
-}
-
-/// `HH:MM` (UTC) of a time in ms.
-fn clock(ms: u64) -> String {
-    let day_s = (ms / 1000) % 86_400;
-    format!("{:02}:{:02}", day_s / 3600, (day_s / 60) % 60)
 }
 
 /// Wraps styled spans into lines of at most `width` columns (by character).

@@ -71,6 +71,10 @@ pub const EVENT_CAPACITY: usize = 1024;
 /// Sends in the same millisecond get consecutive timestamps, at most this many apart.
 const MAX_TIMESTAMP_BUMP_MS: u64 = 1000;
 
+/// A resend needs at least this much of the message's lifetime left: nodes refuse a store that
+/// expires within 10 s.
+const RESEND_MARGIN_MS: u64 = 15_000;
+
 /// At most this many retrieve pages per poll (a page is the node's size limit).
 const MAX_PAGES_PER_POLL: usize = 20;
 
@@ -192,6 +196,12 @@ pub enum ClientError {
     /// The disappearing timer is zero for a mode that needs one.
     #[error("a disappearing-messages timer must be at least one second")]
     ZeroTimer,
+    /// Only a message whose sending failed can be sent again.
+    #[error("the message was not a failed send")]
+    NotFailed,
+    /// The message's disappearing timer ran out (or nearly): sending it again is pointless.
+    #[error("the message has expired")]
+    Expired,
 }
 
 /// A Session account, connected: send, poll, events. Cheap to clone; clones share everything.
@@ -297,6 +307,10 @@ impl Client {
     ) -> Result<Self, ClientError> {
         let db = Db::open(data_dir.as_ref().join(DB_FILE), key_source).await?;
         let account = db.run(|s| s.account()).await?.ok_or(ClientError::NoAccount)?;
+        let interrupted = db.run(|s| s.fail_interrupted_sends()).await?;
+        if interrupted > 0 {
+            tracing::info!(count = interrupted, "sends interrupted by the last exit marked failed");
+        }
         Self::connect(db, IdentityKey::from_seed(&account.seed), network_config).await
     }
 
@@ -483,8 +497,76 @@ impl Client {
             })
             .await?;
         self.emit_stored(id).await;
+        self.deliver(id, to, text.to_owned(), now, disappearing, name).await
+    }
+
+    /// Sends one of our messages again that was not delivered ([`MessageState::Failed`]), with
+    /// its original sent timestamp (receipts and unsend name it by that; a recipient that got
+    /// the first attempt after all keeps one copy). Returns the same errors as
+    /// [`Client::send_text`]; a message that is not ours, not failed, unsent or already past its
+    /// disappearing timer is refused.
+    pub async fn resend(&self, message: MessageId) -> Result<MessageId, ClientError> {
+        let found = self.message(message).await?.ok_or(ClientError::NoMessage)?;
+        if found.author != self.inner.id || found.direction != Direction::Outgoing {
+            return Err(ClientError::NotOurMessage);
+        }
+        if found.state != MessageState::Failed {
+            return Err(ClientError::NotFailed);
+        }
+        let Some(body) = found.body.filter(|_| !found.deleted) else {
+            return Err(ClientError::AlreadyDeleted);
+        };
+        let now = self.now();
+        let expiry = found.sent_ms.saturating_add(ttl_ms(ttl_for(found.disappearing)));
+        if expiry <= now.saturating_add(RESEND_MARGIN_MS) {
+            return Err(ClientError::Expired);
+        }
+        let name = self.display_name().await?;
+        self.inner.db.run(move |s| s.set_message_state(message, MessageState::Sending)).await?;
+        self.emit(Event::DeliveryState {
+            conversation: found.conversation,
+            message,
+            state: MessageState::Sending,
+        });
+        self.deliver(message, found.conversation, body, found.sent_ms, found.disappearing, name).await
+    }
+
+    /// Resends every failed message of the conversation with `peer`, oldest first, stopping at
+    /// the first that fails again (the network is likely still down). Returns the messages
+    /// delivered.
+    pub async fn resend_failed(&self, peer: &SessionId) -> Result<Vec<MessageId>, ClientError> {
+        let failed: Vec<MessageId> = self
+            .messages(peer, u32::MAX)
+            .await?
+            .into_iter()
+            .filter(|m| m.state == MessageState::Failed && m.direction == Direction::Outgoing && !m.deleted)
+            .map(|m| m.id)
+            .collect();
+        let mut delivered = Vec::with_capacity(failed.len());
+        for id in failed {
+            match self.resend(id).await {
+                Ok(id) => delivered.push(id),
+                Err(ClientError::Expired) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Stores a text message already saved locally as `id` into the recipient's swarm, then its
+    /// sync copy into ours, and records the outcome.
+    async fn deliver(
+        &self,
+        id: MessageId,
+        to: SessionId,
+        body: String,
+        sent_ms: u64,
+        disappearing: DisappearingMode,
+        name: Option<String>,
+    ) -> Result<MessageId, ClientError> {
+        let me = self.inner.id;
         let text = TextMessage {
-            body: text.to_owned(),
+            body,
             profile: Some(Profile { display_name: name, updated_s: None }),
             sync_target: None,
             disappearing,
@@ -492,17 +574,17 @@ impl Client {
         let ttl = ttl_for(disappearing);
         // Note to Self: one copy, in our swarm.
         if to == me {
-            let result = self.store(&me, &MessageKind::Text(text), now, ttl).await;
-            return self.finish_send(id, &to, result, Some(now + ttl_ms(ttl))).await;
+            let result = self.store(&me, &MessageKind::Text(text), sent_ms, ttl).await;
+            return self.finish_send(id, &to, result, Some(sent_ms + ttl_ms(ttl))).await;
         }
-        let result = self.store(&to, &MessageKind::Text(text.clone()), now, ttl).await;
+        let result = self.store(&to, &MessageKind::Text(text.clone()), sent_ms, ttl).await;
         let id = self.finish_send(id, &to, result, None).await?;
         // The copy for our other devices (and for a restore).
         let sync = MessageKind::Text(TextMessage { sync_target: Some(to), ..text });
-        match self.store(&me, &sync, now, ttl).await {
+        match self.store(&me, &sync, sent_ms, ttl).await {
             Ok(stored) => {
                 let hash = stored.hash.as_str().to_owned();
-                let expiry = stored.expiry_ms.unwrap_or(now + ttl_ms(ttl));
+                let expiry = stored.expiry_ms.unwrap_or(sent_ms + ttl_ms(ttl));
                 self.inner
                     .db
                     .run(move |s| {

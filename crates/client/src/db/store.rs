@@ -458,6 +458,21 @@ impl Store {
         )
     }
 
+    /// Marks every outgoing message still [`MessageState::Sending`] as failed: called when a
+    /// database is opened, as nothing can still be sending then (the database is locked to one
+    /// process, and a send in progress when that process died never got its answer). Returns
+    /// how many there were.
+    pub fn fail_interrupted_sends(&self) -> Result<usize, DbError> {
+        Ok(self.conn.execute(
+            "UPDATE messages SET state = ?1 WHERE state = ?2 AND direction = ?3",
+            params![
+                message_state_code(MessageState::Failed),
+                message_state_code(MessageState::Sending),
+                direction_code(Direction::Outgoing)
+            ],
+        )?)
+    }
+
     /// Records the swarm hash of a sent message.
     pub fn set_server_hash(&self, id: MessageId, hash: &str) -> Result<(), DbError> {
         self.update_message("UPDATE messages SET server_hash = ?2 WHERE id = ?1", params![id.0, hash])

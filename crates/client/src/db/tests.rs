@@ -70,3 +70,44 @@ fn migrating_twice_is_a_no_op_and_a_newer_schema_is_refused() {
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
 }
+
+#[test]
+fn sends_left_sending_by_a_dead_process_become_failed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("client.db");
+    let me = peer(1);
+    let outgoing = |sent_ms, state| NewMessage {
+        conversation: peer(2),
+        author: me,
+        sent_ms,
+        server_hash: None,
+        body: format!("at {sent_ms}"),
+        direction: Direction::Outgoing,
+        state,
+        disappearing: DisappearingMode::Off,
+    };
+    let (sending, sent, incoming) = {
+        let mut store = Store::open(&path, &KeySource::KeyFile).unwrap();
+        store.create_account(&AccountSeed::from_bytes([1; 32]), 1_000).unwrap();
+        store.ensure_conversation(&peer(2), ConversationState::Accepted, 2_000).unwrap();
+        let sending = store.insert_message(&outgoing(3_000, MessageState::Sending)).unwrap().unwrap();
+        let sent = store.insert_message(&outgoing(3_001, MessageState::Sent)).unwrap().unwrap();
+        let incoming = store
+            .insert_message(&NewMessage {
+                author: peer(2),
+                direction: Direction::Incoming,
+                state: MessageState::Received,
+                ..outgoing(3_002, MessageState::Received)
+            })
+            .unwrap()
+            .unwrap();
+        (sending, sent, incoming)
+    };
+    let store = Store::open(&path, &KeySource::KeyFile).unwrap();
+    assert_eq!(store.fail_interrupted_sends().unwrap(), 1);
+    let state = |id| store.message(id).unwrap().unwrap().state;
+    assert_eq!(state(sending), MessageState::Failed);
+    assert_eq!(state(sent), MessageState::Sent);
+    assert_eq!(state(incoming), MessageState::Received);
+    assert_eq!(store.fail_interrupted_sends().unwrap(), 0);
+}
