@@ -13,11 +13,13 @@ pub fn install_crypto_provider() {
 }
 
 /// Runs the program `name`: sets up logging and the TLS provider, then `config()` (an error is
-/// printed as `name: error` with exit code 2), then `run(config)` on a new runtime until it
-/// returns (an error is printed with exit code 1).
+/// printed as `name: error` with exit code 2), then `run(config)` on a new runtime with
+/// `threads(&config)` worker threads (0: tokio's default, one per CPU, or `TOKIO_WORKER_THREADS`)
+/// until it returns (an error is printed with exit code 1).
 pub fn run<C, CE, RE, F>(
     name: &str,
     config: impl FnOnce() -> Result<C, CE>,
+    threads: impl FnOnce(&C) -> usize,
     run: impl FnOnce(C) -> F,
 ) -> ExitCode
 where
@@ -40,7 +42,14 @@ where
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    match threads(&config) {
+        0 => {}
+        n => {
+            builder.worker_threads(n);
+        }
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("{name}: starting the runtime: {e}");

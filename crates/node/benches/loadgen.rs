@@ -52,6 +52,8 @@ OPTIONS:
   --onion-method M    what the destination runs: info (default) or retrieve
   --only LIST         comma-separated subset of store,retrieve,onion,crypto
   --client-threads N  tokio worker threads of the generator (default 2)
+  --node-threads N    worker threads of each node (`session-node --threads`; default 1: the
+                      nodes and the generator share the machine's cores; 0 = one per CPU)
   --node-bin PATH     session-node binary (default: the one Cargo built next to this bench)
 ";
 
@@ -74,6 +76,7 @@ struct Options {
     onion_method: String,
     only: Vec<String>,
     client_threads: usize,
+    node_threads: usize,
     node_bin: Option<PathBuf>,
 }
 
@@ -91,6 +94,7 @@ impl Options {
             onion_method: "info".into(),
             only: vec!["store".into(), "retrieve".into(), "onion".into(), "crypto".into()],
             client_threads: 2,
+            node_threads: 1,
             node_bin: None,
         };
         let mut warmup_set = false;
@@ -127,6 +131,7 @@ impl Options {
                 }
                 "--only" => o.only = value("--only")?.split(',').map(str::to_owned).collect(),
                 "--client-threads" => o.client_threads = num::<usize>(&value("--client-threads")?)?.max(1),
+                "--node-threads" => o.node_threads = num::<usize>(&value("--node-threads")?)?,
                 "--node-bin" => o.node_bin = Some(PathBuf::from(value("--node-bin")?)),
                 "-h" | "--help" => {
                     print!("{USAGE}");
@@ -213,6 +218,9 @@ async fn run(o: Options) -> Result<(), String> {
         (0..swarm_count as u64).map(|i| i * (u64::MAX / swarm_count as u64) + 1).collect();
     let swarms: Vec<u64> = (0..o.nodes).map(|i| swarm_ids[i / o.swarm_size]).collect();
     let mut spec = ClusterSpec::new(&swarms).args(["--rate", "0"]);
+    if o.node_threads > 0 {
+        spec = spec.args(["--threads".to_owned(), o.node_threads.to_string()]);
+    }
     spec.binary = binary.clone();
     spec.log_filter = "warn".into();
     let started = Instant::now();
@@ -230,12 +238,16 @@ async fn run(o: Options) -> Result<(), String> {
         binary.display()
     );
     println!(
-        "  concurrency {}, {} s per run after {} s warm-up, generator on {} tokio threads, {} CPUs visible; \
-         nodes started in {:.2} s",
+        "  concurrency {}, {} s per run after {} s warm-up, generator on {} tokio threads, nodes on {}, \
+         {} CPUs visible; nodes started in {:.2} s",
         o.concurrency,
         o.seconds,
         o.warmup,
         o.client_threads,
+        match o.node_threads {
+            0 => "one per CPU".to_owned(),
+            n => n.to_string(),
+        },
         cpus,
         started.elapsed().as_secs_f64()
     );
@@ -418,7 +430,8 @@ async fn measure<F>(
 where
     F: Fn(usize) -> Job,
 {
-    let urls: Arc<Vec<String>> = Arc::new(urls.to_vec());
+    let urls: Arc<Vec<reqwest::Url>> =
+        Arc::new(urls.iter().map(|u| reqwest::Url::parse(u).expect("node URL")).collect());
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -432,7 +445,7 @@ where
                 n += 1;
                 let (node, body) = job(n);
                 let t = Instant::now();
-                let reply = http.post(&urls[node], body).await;
+                let reply = http.post(urls[node].clone(), body).await;
                 let us = t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
                 if !measuring.load(Ordering::Relaxed) {
                     continue;
@@ -498,7 +511,9 @@ async fn finish(
 /// decrypt to status 200.
 async fn measure_onion(o: &Options, http: &Http, cluster: &Arc<Cluster>, node_pids: &[u32]) -> RunResult {
     let keys: Arc<Vec<NodeKeys>> = Arc::new(cluster.nodes.iter().map(|n| n.onion_keys()).collect());
-    let urls: Arc<Vec<String>> = Arc::new(cluster.nodes.iter().map(|n| n.onion_url()).collect());
+    let urls: Arc<Vec<reqwest::Url>> = Arc::new(
+        cluster.nodes.iter().map(|n| reqwest::Url::parse(&n.onion_url()).expect("node URL")).collect(),
+    );
     let list = cluster.node_list();
     // For retrieve: one account per destination node, with a message, signed bodies refreshed.
     let mut accounts = Vec::new();
@@ -561,7 +576,7 @@ async fn measure_onion(o: &Options, http: &Http, cluster: &Arc<Cluster>, node_pi
                         continue;
                     }
                 };
-                let reply = http.post(&urls[order[0]], request.body).await;
+                let reply = http.post(urls[order[0]].clone(), request.body).await;
                 let outcome = match reply {
                     Ok(r) if r.status == 200 => match request.response.decrypt_body(&r.body) {
                         Ok(plain) => match serde_json::from_slice::<serde_json::Value>(&plain) {

@@ -36,6 +36,10 @@ pub struct NodeConfig {
     pub allow_loopback_proxy: bool,
     /// Swarm data movement and catch-up (`[sync]`).
     pub sync: SyncSettings,
+    /// Worker threads of the async runtime; 0 (the default) is one per CPU. Several nodes
+    /// sharing a few cores (a devnet, the load generator) run better with 1 each: no wake-ups
+    /// across threads inside a node.
+    pub threads: usize,
 }
 
 /// Settings of swarm data movement on node-list changes and of catch-up (`crate::sync`).
@@ -100,6 +104,7 @@ impl Default for NodeConfig {
             proxy_allowlist: Vec::new(),
             allow_loopback_proxy: false,
             sync: SyncSettings::default(),
+            threads: 0,
         }
     }
 }
@@ -188,6 +193,9 @@ pub struct Cli {
     /// Delay before the first retry of a failed transfer, ms (doubles per retry).
     #[arg(long, value_name = "MS")]
     pub sync_retry_ms: Option<u64>,
+    /// Worker threads of the async runtime (0: one per CPU).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 impl Cli {
@@ -253,6 +261,9 @@ impl Cli {
         if let Some(v) = self.sync_retry_ms {
             config.sync.retry_initial_ms = v;
         }
+        if let Some(v) = self.threads {
+            config.threads = v;
+        }
     }
 }
 
@@ -270,6 +281,7 @@ mod tests {
         let cfg = NodeConfig::from_toml("[sync]\nanti_entropy_secs = 7\n").unwrap();
         assert_eq!(cfg.sync.anti_entropy_secs, 7);
         assert_eq!(cfg.sync.retry_attempts, SyncSettings::default().retry_attempts);
+        assert_eq!(cfg.threads, 0, "one worker per CPU unless configured");
         assert!(NodeConfig::from_toml("[sync]\nbogus = 1\n").is_err());
     }
 
@@ -296,9 +308,12 @@ mod tests {
             "--allow-loopback-proxy",
             "--anti-entropy-secs",
             "2",
+            "--threads",
+            "1",
         ])
         .unwrap();
         let cfg = cli.into_config().unwrap();
+        assert_eq!(cfg.threads, 1);
         assert_eq!(cfg.listen.port(), 0);
         assert!(!cfg.tls);
         assert_eq!((cfg.limits.rate_per_second, cfg.limits.rate_burst), (5, 9));

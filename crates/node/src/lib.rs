@@ -23,5 +23,10 @@ pub use context::NodeContext;
 /// `session-devnet` runs this in its own executable when started under the name `session-node`.
 pub fn run_cli() -> std::process::ExitCode {
     use clap::Parser as _;
-    session_common::service::run("session-node", || config::Cli::parse().into_config(), node::run)
+    session_common::service::run(
+        "session-node",
+        || config::Cli::parse().into_config(),
+        |config| config.threads,
+        node::run,
+    )
 }

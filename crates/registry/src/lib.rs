@@ -21,5 +21,5 @@ pub use server::{RegistryError, RunningRegistry, run, start};
 /// `session-devnet` runs this in its own executable when started under the name `session-registry`.
 pub fn run_cli() -> std::process::ExitCode {
     use clap::Parser as _;
-    session_common::service::run("session-registry", || config::Cli::parse().into_config(), run)
+    session_common::service::run("session-registry", || config::Cli::parse().into_config(), |_| 0, run)
 }

@@ -17,12 +17,14 @@
 //! to end (onion replies are encrypted, swarm results are signed per node).
 
 pub mod auth;
+mod http;
 mod server;
 pub mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde_json::Value;
 use session_protocol::onion::{EncType, encode_combined_payload};
@@ -58,6 +60,8 @@ pub const ONION_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MESSAGES_TIMEOUT: Duration = Duration::from_secs(30);
 /// Timeout of one catch-up request (digest, accounts, fetch).
 pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeout of opening a connection (TCP, and TLS if any) to a peer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Timeout of a proxied onion request to a server (network §7.4: 25 s).
 pub const PROXY_TIMEOUT: Duration = Duration::from_secs(25);
 
@@ -91,12 +95,15 @@ pub enum PeerError {
     /// The HTTP clients could not be built (TLS setup).
     #[error("cannot build the HTTP client: {0}")]
     Setup(#[source] reqwest::Error),
+    /// The channel's TLS configuration could not be built.
+    #[error("cannot set up TLS for the node channel: {0}")]
+    Tls(#[source] rustls::Error),
     /// No complete answer within the timeout.
     #[error("request timed out")]
     Timeout,
-    /// Connecting or talking to the peer failed.
+    /// Connecting or talking to the peer (or the proxied server) failed.
     #[error("peer unreachable: {0}")]
-    Unreachable(#[source] reqwest::Error),
+    Unreachable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The request would exceed the size limits.
     #[error("request too large")]
     TooLarge,
@@ -109,6 +116,9 @@ pub enum PeerError {
     /// The reply could not be parsed.
     #[error("malformed reply from peer")]
     BadResponse,
+    /// A header value could not be formed (never happens for the values the channel sends).
+    #[error("invalid request header")]
+    BadHeader,
 }
 
 /// A complete HTTP reply from a peer or a proxied server.
@@ -132,8 +142,8 @@ pub struct PeerClient {
 #[derive(Debug)]
 struct Inner {
     identity: NodeIdentity,
-    /// Node-to-node: no certificate verification, keep-alive pool.
-    peers: reqwest::Client,
+    /// Node-to-node: keep-alive pool, no certificate verification ([`http`]).
+    peers: http::ChannelHttp,
     /// Onion proxy to servers: certificate verification, no redirects.
     proxy: reqwest::Client,
 }
@@ -143,17 +153,7 @@ impl PeerClient {
     /// process default if none is installed yet (reqwest uses the default provider).
     pub fn new(identity: NodeIdentity) -> Result<Self, PeerError> {
         crate::server::tls::install_crypto_provider();
-        let peers = reqwest::Client::builder()
-            .tls_backend_rustls()
-            .tls_danger_accept_invalid_certs(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(PeerError::Setup)?;
+        let peers = http::ChannelHttp::new(CONNECT_TIMEOUT, USER_AGENT).map_err(PeerError::Tls)?;
         let proxy = match proxy_client(None) {
             Ok(client) => client,
             Err(e) => {
@@ -351,21 +351,23 @@ impl PeerClient {
                 auth::sign_request(identity.key(), sender, &peer.pubkey_ed25519, "POST", path, now, &body),
             ),
         };
-        let url = peer_url(peer, path);
-        let response = self
-            .inner
-            .peers
-            .post(url)
-            .timeout(timeout)
-            .header(reqwest::header::CONTENT_TYPE, content_type_for(path))
-            .header(auth::PUBKEY_HEADER, signed.pubkey)
-            .header(auth::TIMESTAMP_HEADER, signed.timestamp)
-            .header(header, signed.signature)
-            .body(body)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        read_reply(response).await
+        let value = |text: String| HeaderValue::try_from(text).map_err(|_| PeerError::BadHeader);
+        let headers = [
+            (CONTENT_TYPE, HeaderValue::from_static(content_type_for(path))),
+            (HeaderName::from_static(auth::PUBKEY_HEADER), value(signed.pubkey)?),
+            (HeaderName::from_static(auth::TIMESTAMP_HEADER), value(signed.timestamp)?),
+            (HeaderName::from_static(header), value(signed.signature)?),
+        ];
+        let endpoint = http::Endpoint { ip: peer.public_ip, port: peer.storage_port, tls: peer.tls };
+        let reply =
+            self.inner.peers.post(endpoint, path, headers, body, timeout, MAX_REPLY_BYTES).await.map_err(
+                |e| match e {
+                    http::HttpError::Timeout => PeerError::Timeout,
+                    http::HttpError::TooLarge => PeerError::ReplyTooLarge,
+                    other => PeerError::Unreachable(Box::new(other)),
+                },
+            )?;
+        Ok(HttpReply { status: reply.status, content_type: reply.content_type, body: reply.body })
     }
 }
 
@@ -388,12 +390,6 @@ fn proxy_client(roots: Option<Vec<reqwest::Certificate>>) -> Result<reqwest::Cli
     builder.build()
 }
 
-/// `http(s)://ip:port/path` of a peer.
-fn peer_url(peer: &NodeRecord, path: &str) -> String {
-    let scheme = if peer.tls { "https" } else { "http" };
-    format!("{scheme}://{}:{}{path}", peer.public_ip, peer.storage_port)
-}
-
 fn content_type_for(path: &str) -> &'static str {
     if path == ONION_PATH { "application/octet-stream" } else { "application/json" }
 }
@@ -405,7 +401,7 @@ fn unix_now_ms() -> i64 {
 }
 
 fn transport_error(e: reqwest::Error) -> PeerError {
-    if e.is_timeout() { PeerError::Timeout } else { PeerError::Unreachable(e) }
+    if e.is_timeout() { PeerError::Timeout } else { PeerError::Unreachable(Box::new(e)) }
 }
 
 /// Reads a whole reply, refusing bodies over [`MAX_REPLY_BYTES`].

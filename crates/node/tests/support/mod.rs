@@ -539,8 +539,8 @@ impl Http {
         Self { client }
     }
 
-    /// POSTs raw bytes.
-    pub async fn post(&self, url: &str, body: Vec<u8>) -> Result<Reply, reqwest::Error> {
+    /// POSTs raw bytes (a parsed `reqwest::Url` saves parsing it per request).
+    pub async fn post(&self, url: impl reqwest::IntoUrl, body: Vec<u8>) -> Result<Reply, reqwest::Error> {
         let response = self.client.post(url).body(body).send().await?;
         let status = response.status().as_u16();
         let body = response.bytes().await?.to_vec();
