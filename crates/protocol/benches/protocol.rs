@@ -148,6 +148,9 @@ fn bench_primitives(c: &mut Criterion) {
     let mut group = c.benchmark_group("primitives");
     group.bench_function("ed25519 sign/ours", |b| b.iter(|| sender.sign(black_box(&message))));
     group.bench_function("ed25519 sign/libsodium", |b| b.iter(|| sodium::sign(&sk, black_box(&message))));
+    let signer = sender.signer();
+    assert_eq!(signer.sign(&message), signature);
+    group.bench_function("ed25519 sign/prepared (AWS-LC)", |b| b.iter(|| signer.sign(black_box(&message))));
     group.bench_function("ed25519 verify/ours", |b| {
         b.iter(|| assert!(verify_ed25519(&pk, black_box(&message), &signature)))
     });
@@ -165,6 +168,15 @@ fn bench_primitives(c: &mut Criterion) {
         },
         || {
             black_box(sodium::sign(&sk, black_box(&message)));
+        },
+    );
+    ratio(
+        "ed25519 sign, prepared AWS-LC key vs dalek",
+        || {
+            black_box(signer.sign(black_box(&message)));
+        },
+        || {
+            black_box(sender.sign(black_box(&message)));
         },
     );
     ratio(

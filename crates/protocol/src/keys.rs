@@ -140,6 +140,12 @@ impl IdentityKey {
         self.signing.sign(message).to_bytes()
     }
 
+    /// The same key prepared for signing many messages ([`Ed25519Signer`], faster).
+    pub fn signer(&self) -> crate::primitives::Ed25519Signer {
+        let seed = zeroize::Zeroizing::new(self.signing.to_bytes());
+        crate::primitives::Ed25519Signer::from_seed(&seed)
+    }
+
     /// The dalek signing key (for modules that need hazmat operations).
     #[allow(dead_code)]
     pub(crate) fn signing_key(&self) -> &SigningKey {

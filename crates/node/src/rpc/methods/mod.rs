@@ -17,5 +17,5 @@ use session_protocol::rpc_sign::NodeResultToSign;
 
 /// Our Ed25519 signature over a per-node result, base64 (network §4).
 pub(crate) fn sign_result(ctx: &NodeContext, what: &NodeResultToSign<'_>) -> String {
-    STANDARD.encode(ctx.identity.key().sign(&what.message()))
+    STANDARD.encode(ctx.identity.sign(&what.message()))
 }
