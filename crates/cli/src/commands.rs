@@ -13,7 +13,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use session_client::client::Event;
 use session_client::db::{
-    Contact, Conversation, ConversationKind, ConversationState, Db, Direction, Message, MessageState,
+    Contact, Conversation, ConversationKind, ConversationState, Db, DbError, Direction, Message, MessageState,
 };
 use session_client::{Client, ClientError};
 use session_protocol::id::{IdPrefix, SessionId};
@@ -114,12 +114,34 @@ pub enum AccountCommand {
         #[command(subcommand)]
         action: Option<ContactAction>,
     },
+    /// Show your settings, or change them: read receipts and typing indicators (both off until
+    /// you turn them on), your display name.
+    Settings {
+        /// Send read receipts when you read messages.
+        #[arg(long, value_name = "on|off")]
+        read_receipts: Option<Toggle>,
+        /// Tell people when you are typing to them (in `session chat`).
+        #[arg(long, value_name = "on|off")]
+        typing_indicators: Option<Toggle>,
+        /// Your display name, sent with your next messages.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// The chat screen: conversations, messages, an input line (`/help` inside lists the keys
     /// and commands; Esc or Ctrl-C quits).
     Chat {
         /// Open this conversation first: a Session ID or a contact's name.
         who: Option<String>,
     },
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Toggle {
+    /// Turn it on.
+    On,
+    /// Turn it off.
+    Off,
 }
 
 /// `session requests …`.
@@ -189,6 +211,9 @@ pub async fn run(global: &Global, command: AccountCommand) -> Result<Output, Cli
         AccountCommand::Contacts { action: None } => contacts(global).await,
         AccountCommand::Contacts { action: Some(action) } => edit_contact(global, action).await,
         AccountCommand::Chat { who } => chat(global, who.as_deref()).await,
+        AccountCommand::Settings { read_receipts, typing_indicators, name } => {
+            settings(global, read_receipts, typing_indicators, name).await
+        }
     }
 }
 
@@ -958,6 +983,52 @@ async fn edit_contact(global: &Global, action: ContactAction) -> Result<Output, 
 }
 
 /// A contact name: trimmed, not empty, and not something that reads as a Session ID.
+async fn settings(
+    global: &Global,
+    read_receipts: Option<Toggle>,
+    typing_indicators: Option<Toggle>,
+    name: Option<String>,
+) -> Result<Output, CliError> {
+    let name = match name.map(|n| n.trim().to_owned()) {
+        Some(n) if n.is_empty() => return Err(CliError::Usage("a display name cannot be empty".into())),
+        other => other,
+    };
+    let (dir, db) = context::open_db(global).await?;
+    let account = db
+        .run(move |s| {
+            s.transaction(|s| {
+                let mut account = s.account()?.ok_or(DbError::NoAccount)?;
+                if let Some(t) = read_receipts {
+                    account.settings.read_receipts = t == Toggle::On;
+                }
+                if let Some(t) = typing_indicators {
+                    account.settings.typing_indicators = t == Toggle::On;
+                }
+                s.set_settings(account.settings)?;
+                if let Some(name) = name {
+                    s.set_display_name(Some(&name))?;
+                    account.display_name = Some(name);
+                }
+                Ok(account)
+            })
+        })
+        .await
+        .map_err(|e| CliError::from_db(&dir, e))?;
+    let on = |b: bool| if b { "on" } else { "off" };
+    let json = json!({
+        "read_receipts": account.settings.read_receipts,
+        "typing_indicators": account.settings.typing_indicators,
+        "display_name": account.display_name,
+    });
+    let text = format!(
+        "read receipts:      {}\ntyping indicators:  {}\ndisplay name:       {}\n",
+        on(account.settings.read_receipts),
+        on(account.settings.typing_indicators),
+        account.display_name.as_deref().unwrap_or("(none)"),
+    );
+    Ok(Output::new(json, text))
+}
+
 fn clean_name(name: Option<String>) -> Result<Option<String>, CliError> {
     let Some(name) = name else { return Ok(None) };
     let name = name.trim().to_owned();

@@ -194,6 +194,12 @@ async fn scenario() {
     let peeked = alice.run(&["messages", &bob_id, "--peek"]).await.ok().stdout;
     assert!(peeked.contains("Bob: hi alice"), "{peeked}");
     assert_eq!(unread(&alice).await, 1);
+    // Read receipts are off until turned on; Alice turns them on before reading.
+    let settings = alice.run(&["settings", "--json"]).await.ok().json();
+    assert_eq!((&settings["read_receipts"], &settings["typing_indicators"]), (&false.into(), &false.into()));
+    let settings = alice.run(&["settings", "--read-receipts", "on", "--json"]).await.ok().json();
+    assert_eq!(settings["read_receipts"], true);
+    assert_eq!(settings["display_name"], "Alice");
     let history = alice.run(&["messages", &bob_id, "--json"]).await.ok().json();
     assert_eq!(unread(&alice).await, 0);
     let messages = history["messages"].as_array().unwrap();
@@ -215,6 +221,12 @@ async fn scenario() {
     assert_eq!(find(&bob_id)["display_name"], "Bob");
     assert_eq!(find(&carol_id)["name"], "Carol");
     bob.sync_until("the message to Robert", text_is("third")).await;
+    // Alice's receipt for "hi alice" went before "third": Bob sees his message read.
+    let bobs = bob.run(&["messages", "alice", "--json", "--peek"]).await.ok().json();
+    let reply = bobs["messages"].as_array().unwrap().iter().find(|m| m["text"] == "hi alice").cloned();
+    assert_eq!(reply.map(|m| m["state"].clone()), Some("read".into()), "{bobs}");
+    let bad = bob.run(&["settings", "--typing-indicators", "maybe"]).await;
+    assert_eq!(bad.code, Some(2), "{bad:?}");
 
     // Recipients that do not resolve.
     let unknown = alice.run(&["send", "dave", "hi"]).await;

@@ -73,6 +73,8 @@ pub enum Action {
     },
     /// Set our display name.
     SetDisplayName(String),
+    /// Turn a setting on or off.
+    SetSetting(command::Setting, bool),
     /// Leave the chat.
     Quit,
 }
@@ -758,6 +760,7 @@ impl App {
                 Ok(self.select(peer))
             }
             Command::Name(name) => Ok(vec![Action::SetDisplayName(name)]),
+            Command::Setting(setting, on) => Ok(vec![Action::SetSetting(setting, on)]),
             Command::Accept => {
                 let entry = self.selected_entry().ok_or("no conversation selected")?;
                 if entry.state != ConversationState::Request {

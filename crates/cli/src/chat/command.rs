@@ -26,6 +26,17 @@ pub enum Command {
     Name(String),
     /// `/help`: show or hide the help.
     Help,
+    /// `/receipts on|off`, `/typing on|off`: our read-receipt and typing-indicator settings.
+    Setting(Setting, bool),
+}
+
+/// A setting the chat can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// Send read receipts.
+    ReadReceipts,
+    /// Send typing indicators.
+    TypingIndicators,
 }
 
 /// A slash command could not be understood.
@@ -53,6 +64,7 @@ pub enum CommandError {
 const NEW_USAGE: &str = "/new SESSION_ID";
 const DISAPPEAR_USAGE: &str = "/disappear off | send DURATION | read DURATION (e.g. 30s, 5m, 1h, 1d)";
 const NAME_USAGE: &str = "/name DISPLAY NAME";
+const SETTING_USAGE: &str = "/receipts on|off, /typing on|off";
 
 /// Parses a line starting with `/`.
 pub fn parse(line: &str) -> Result<Command, CommandError> {
@@ -79,6 +91,18 @@ pub fn parse(line: &str) -> Result<Command, CommandError> {
         "retry" | "resend" => no_args(Command::Retry, "/retry"),
         "unblock" => Ok(Command::Unblock(Some(rest.to_owned()).filter(|r| !r.is_empty()))),
         "help" | "?" => Ok(Command::Help),
+        "receipts" | "typing" => {
+            let setting = if name.eq_ignore_ascii_case("receipts") {
+                Setting::ReadReceipts
+            } else {
+                Setting::TypingIndicators
+            };
+            match rest.to_ascii_lowercase().as_str() {
+                "on" => Ok(Command::Setting(setting, true)),
+                "off" => Ok(Command::Setting(setting, false)),
+                _ => Err(CommandError::Usage(SETTING_USAGE)),
+            }
+        }
         "name" => {
             if rest.is_empty() {
                 Err(CommandError::Usage(NAME_USAGE))

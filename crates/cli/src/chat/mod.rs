@@ -260,6 +260,21 @@ async fn perform(client: &Client, action: Action) -> Vec<Outcome> {
                 client.set_display_name(Some(&name)).await.map_err(|e| fail("setting the name", &e))?;
                 Ok(vec![Outcome::Info(format!("display name set to {name:?}"))])
             }
+            Action::SetSetting(setting, on) => {
+                let mut settings = client.settings().await.map_err(|e| fail("reading settings", &e))?;
+                let what = match setting {
+                    command::Setting::ReadReceipts => {
+                        settings.read_receipts = on;
+                        "read receipts"
+                    }
+                    command::Setting::TypingIndicators => {
+                        settings.typing_indicators = on;
+                        "typing indicators"
+                    }
+                };
+                client.set_settings(settings).await.map_err(|e| fail("saving settings", &e))?;
+                Ok(vec![Outcome::Info(format!("{what} {}", if on { "on" } else { "off" }))])
+            }
             Action::Quit => Ok(Vec::new()),
         }
     }

@@ -571,6 +571,16 @@ fn unblock_lists_and_unblocks_by_name_or_id_and_retry_needs_a_failed_message() {
     assert_eq!(command::parse("/unblock"), Ok(Command::Unblock(None)));
     assert_eq!(command::parse("/unblock  Dave "), Ok(Command::Unblock(Some("Dave".into()))));
     assert_eq!(command::parse("/retry"), Ok(Command::Retry));
+    assert_eq!(command::parse("/receipts on"), Ok(Command::Setting(command::Setting::ReadReceipts, true)));
+    assert_eq!(
+        command::parse("/Typing OFF"),
+        Ok(Command::Setting(command::Setting::TypingIndicators, false))
+    );
+    assert!(matches!(command::parse("/typing maybe"), Err(CommandError::Usage(_))));
+    assert_eq!(
+        enter_line(&mut app, "/typing on"),
+        vec![Action::SetSetting(command::Setting::TypingIndicators, true)]
+    );
     // Alone: the list of blocked people, in the status line.
     assert_eq!(enter_line(&mut app, "/unblock"), vec![]);
     let notice = app.notice().unwrap();

@@ -36,6 +36,8 @@ pub const HELP: &[&str] = &[
     "  /retry              send the failed messages here again",
     "  /disappear off | send DUR | read DUR   (DUR: 30s, 5m, 1h, 1d, 1w)",
     "  /name DISPLAY NAME  set our display name",
+    "  /receipts on|off    send read receipts",
+    "  /typing on|off      send typing indicators",
     "  /help               show or hide this help",
 ];
 

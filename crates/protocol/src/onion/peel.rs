@@ -166,9 +166,7 @@ pub fn peel_layer(
 ) -> Result<PeeledLayer, PeelError> {
     let key = HopKey::for_node(enc_type, node_secret, node_public, ephemeral_key)
         .map_err(|_| PeelError::DecryptionFailed)?;
-    let plaintext = key.decrypt(ciphertext).map_err(|_| PeelError::DecryptionFailed)?;
-    let route = parse_route(&plaintext);
-    Ok(PeeledLayer { key, plaintext, route })
+    open_layer(key, ciphertext)
 }
 
 /// [`peel_layer`] with the node's prepared key ([`X25519Secret`], kept by a running node).
@@ -180,6 +178,11 @@ pub fn peel_layer_with(
 ) -> Result<PeeledLayer, PeelError> {
     let key =
         HopKey::for_node_key(enc_type, node_key, ephemeral_key).map_err(|_| PeelError::DecryptionFailed)?;
+    open_layer(key, ciphertext)
+}
+
+/// Decrypts a layer with its derived key and parses the routing.
+fn open_layer(key: HopKey, ciphertext: &[u8]) -> Result<PeeledLayer, PeelError> {
     let plaintext = key.decrypt(ciphertext).map_err(|_| PeelError::DecryptionFailed)?;
     let route = parse_route(&plaintext);
     Ok(PeeledLayer { key, plaintext, route })
