@@ -118,15 +118,19 @@ impl ChannelHttp {
         timeout: Duration,
         max_reply: usize,
     ) -> Result<Reply, HttpError> {
-        let exchange = async {
+        let body = Bytes::from(body);
+        let make = || -> Result<Request<Full<Bytes>>, HttpError> {
             let mut request = Request::builder()
                 .method(Method::POST)
                 .uri(path)
                 .header(hyper::header::HOST, host_header(endpoint))
                 .header(hyper::header::USER_AGENT, self.user_agent.clone())
-                .body(Full::new(Bytes::from(body)))?;
-            request.headers_mut().extend(headers);
-            let (response, sender) = self.send(endpoint, request).await?;
+                .body(Full::new(body.clone()))?;
+            request.headers_mut().extend(headers.clone());
+            Ok(request)
+        };
+        let exchange = async {
+            let (response, sender) = self.send(endpoint, make).await?;
             let status = response.status().as_u16();
             let content_type = response
                 .headers()
@@ -150,14 +154,18 @@ impl ChannelHttp {
         tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(HttpError::Timeout))
     }
 
-    /// Sends on an idle connection to `endpoint` if one is usable, else on a new one; a request
-    /// an idle connection could not take (closed meanwhile) goes on the next or a new one.
-    /// Returns the response head and the connection, to be checked in once the body is read.
+    /// Sends the request `make` builds on an idle connection to `endpoint` if one is usable,
+    /// else on a new one. A request an idle connection could not take (closed meanwhile) goes on
+    /// the next; one that an idle connection lost (the peer closed it as the request went out,
+    /// e.g. after a restart) is sent once more on a new connection: every channel request may be
+    /// repeated (stores and transfers are idempotent, the rest only read). Returns the response
+    /// head and the connection, to be checked in once the body is read.
     async fn send(
         &self,
         endpoint: Endpoint,
-        mut request: Request<Full<Bytes>>,
+        make: impl Fn() -> Result<Request<Full<Bytes>>, HttpError>,
     ) -> Result<(hyper::Response<hyper::body::Incoming>, Sender), HttpError> {
+        let mut request = make()?;
         while let Some(mut sender) = self.checkout(endpoint) {
             // Ready once the connection has finished the previous exchange; an error means it
             // closed, and nothing was sent.
@@ -169,7 +177,14 @@ impl ChannelHttp {
                 Err(mut e) => match e.take_message() {
                     // Not sent: try the next connection.
                     Some(unsent) => request = unsent,
-                    None => return Err(HttpError::Http(e.into_error())),
+                    None => {
+                        let error = e.into_error();
+                        if error.is_incomplete_message() || error.is_canceled() {
+                            request = make()?;
+                            break;
+                        }
+                        return Err(HttpError::Http(error));
+                    }
                 },
             }
         }
@@ -276,5 +291,152 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use hyper::service::service_fn;
+
+    use super::*;
+
+    /// A plain HTTP/1.1 server on 127.0.0.1: `/echo` answers the request body, `/big` 64 KiB,
+    /// `/slow` after 5 s. Counts the connections it accepted; aborting it closes them all.
+    struct Server {
+        port: u16,
+        accepted: Arc<AtomicUsize>,
+        tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    }
+
+    impl Server {
+        async fn start(port: u16) -> Self {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+            let (count, list) = (accepted.clone(), tasks.clone());
+            let accept = tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let service = service_fn(|request: Request<hyper::body::Incoming>| async move {
+                        let path = request.uri().path().to_owned();
+                        let body = request.into_body().collect().await?.to_bytes();
+                        let reply = match path.as_str() {
+                            "/big" => Bytes::from(vec![7u8; 64 * 1024]),
+                            "/slow" => {
+                                tokio::time::sleep(Duration::from_secs(5)).await;
+                                body
+                            }
+                            _ => body,
+                        };
+                        Ok::<_, hyper::Error>(hyper::Response::new(Full::new(reply)))
+                    });
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
+                    let task = tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    list.lock().unwrap().push(task);
+                }
+            });
+            tasks.lock().unwrap().push(accept);
+            Self { port, accepted, tasks }
+        }
+
+        fn endpoint(&self) -> Endpoint {
+            Endpoint { ip: Ipv4Addr::LOCALHOST, port: self.port, tls: false }
+        }
+
+        /// Stops accepting and closes every connection (the listener and the sockets are
+        /// dropped when this returns).
+        async fn stop(&self) {
+            let tasks: Vec<_> = self.tasks.lock().unwrap().drain(..).collect();
+            for task in tasks {
+                task.abort();
+                let _ = task.await;
+            }
+        }
+    }
+
+    fn headers() -> [(HeaderName, HeaderValue); 4] {
+        let h = |name: &'static str, value: &'static str| {
+            (HeaderName::from_static(name), HeaderValue::from_static(value))
+        };
+        [h("content-type", "application/json"), h("x-a", "1"), h("x-b", "2"), h("x-c", "3")]
+    }
+
+    fn client() -> ChannelHttp {
+        ChannelHttp::new(Duration::from_secs(2), "test").unwrap()
+    }
+
+    const T: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn keeps_one_connection_and_recovers_after_the_peer_restarts() {
+        let server = Server::start(0).await;
+        let http = client();
+        for i in 0..5u8 {
+            let reply = http.post(server.endpoint(), "/echo", headers(), vec![i; 10], T, 1024).await.unwrap();
+            assert_eq!((reply.status, reply.body), (200, vec![i; 10]));
+        }
+        assert_eq!(server.accepted.load(Ordering::SeqCst), 1, "one keep-alive connection");
+
+        // The peer restarts on the same port: the pooled connection is dead, a new one is made.
+        server.stop().await;
+        let again = Server::start(server.port).await;
+        let reply =
+            http.post(again.endpoint(), "/echo", headers(), b"after".to_vec(), T, 1024).await.unwrap();
+        assert_eq!(reply.body, b"after");
+        assert_eq!(again.accepted.load(Ordering::SeqCst), 1);
+
+        // Nobody listening: a connection error, quickly.
+        again.stop().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let err = http.post(again.endpoint(), "/echo", headers(), Vec::new(), T, 1024).await.unwrap_err();
+        assert!(matches!(err, HttpError::Connect(_) | HttpError::Http(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_open_connections_that_are_then_reused() {
+        let server = Server::start(0).await;
+        let http = Arc::new(client());
+        let round = || {
+            let tasks: Vec<_> = (0..4u8)
+                .map(|i| {
+                    let (http, endpoint) = (http.clone(), server.endpoint());
+                    tokio::spawn(async move {
+                        http.post(endpoint, "/echo", headers(), vec![i; 3], T, 1024).await.unwrap().body
+                    })
+                })
+                .collect();
+            async move {
+                for (i, task) in tasks.into_iter().enumerate() {
+                    assert_eq!(task.await.unwrap(), vec![i as u8; 3]);
+                }
+            }
+        };
+        round().await;
+        let after_first = server.accepted.load(Ordering::SeqCst);
+        assert!((1..=4).contains(&after_first), "{after_first}");
+        round().await;
+        round().await;
+        assert_eq!(server.accepted.load(Ordering::SeqCst), after_first, "the idle connections were reused");
+    }
+
+    #[tokio::test]
+    async fn a_reply_over_the_limit_is_refused_and_a_slow_one_times_out() {
+        let server = Server::start(0).await;
+        let http = client();
+        let err = http.post(server.endpoint(), "/big", headers(), Vec::new(), T, 1024).await.unwrap_err();
+        assert!(matches!(err, HttpError::TooLarge), "{err:?}");
+        let ok = http.post(server.endpoint(), "/big", headers(), Vec::new(), T, 64 * 1024).await.unwrap();
+        assert_eq!(ok.body.len(), 64 * 1024);
+        let err = http
+            .post(server.endpoint(), "/slow", headers(), Vec::new(), Duration::from_millis(200), 1024)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, HttpError::Timeout), "{err:?}");
     }
 }
