@@ -179,6 +179,7 @@ fn print_keep(dir: &Path) {
         "\nThe network keeps running (--keep), with Alice's and Bob's accounts in {d}/alice and {d}/bob.
 Use it from another shell:
   cargo run -p session-devnet -- status --dir {d}
+  cargo run -p session-cli -- --data-dir {d}/alice --network {d} chat  # chat as Alice (Bob: {d}/bob)
   cargo run -p session-client --example echo_bot -- {d}/bot {d}      # a bot that answers every message
   cargo run -p session-devnet -- down --dir {d}                       # stops it (then: rm -r {d})"
     );
@@ -605,7 +606,8 @@ How to go on:
   cargo run -p session-devnet -- up                  # a network that stays up (./devnet), until Ctrl-C
   cargo run -p session-client --example echo_bot -- bot-data devnet
                                                      # a bot on it that answers every message
-  cargo run -p session -- tool --help                # the `session` CLI: keys, phrases, encryption
+  cargo run -p session-cli -- init --name You        # your own account on it (finds ./devnet) ...
+  cargo run -p session-cli -- chat                   # ... and the chat screen (crates/cli/README.md)
   cargo run -p session-devnet -- demo --keep         # this demo, leaving its network running"
     );
     s.done(&format!("demo complete: {} sent, {} received", counts.sent, counts.received));
