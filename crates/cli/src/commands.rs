@@ -472,7 +472,7 @@ impl View {
         };
         let body = match (&m.body, m.deleted) {
             (Some(body), false) => body.clone(),
-            _ => "(deleted)".to_owned(),
+            _ => "(unsent)".to_owned(),
         };
         let mut line = format!("[{}] ", resolve::time(m.sent_ms));
         if with_conversation {
@@ -711,7 +711,7 @@ async fn conversation_list(global: &Global, requests_only: bool) -> Result<Outpu
         let state = conversation_state(c, &contacts);
         let preview = last.as_ref().map(|m| match (&m.body, m.deleted) {
             (Some(b), false) => b.clone(),
-            _ => "(deleted)".into(),
+            _ => "(unsent)".into(),
         });
         let from_me = last.as_ref().is_some_and(|m| m.direction == Direction::Outgoing);
         items.push(json!({
