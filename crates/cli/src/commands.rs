@@ -758,9 +758,8 @@ async fn messages(global: &Global, who: &str, limit: u32, peek: bool) -> Result<
     let peer = resolve::recipient(who, &all_contacts(&dir, &db).await?)?;
     let (me, contacts, conversations, list) = db
         .run(move |s| {
-            let conversation = s.conversation(&peer)?;
-            let list = match conversation {
-                Some(_) => Some(s.messages(&peer, limit)?),
+            let list = match s.conversation(&peer)? {
+                Some(conversation) => Some((s.messages(&peer, limit)?, conversation.unread)),
                 None => None,
             };
             Ok((s.own_session_id(), s.contacts()?, s.conversations()?, list))
@@ -768,7 +767,7 @@ async fn messages(global: &Global, who: &str, limit: u32, peek: bool) -> Result<
         .await
         .map_err(|e| CliError::from_db(&dir, e))?;
     let me = me.ok_or_else(|| CliError::NoAccount(dir.clone()))?;
-    let Some(list) = list else {
+    let Some((list, unread)) = list else {
         return Err(CliError::Recipient(format!(
             "no conversation with {}",
             resolve::label(&peer, &contacts)
@@ -788,9 +787,7 @@ async fn messages(global: &Global, who: &str, limit: u32, peek: bool) -> Result<
         "name": view.name(&peer),
         "messages": list.iter().map(|m| view.message_json(m)).collect::<Vec<_>>(),
     });
-    let unread =
-        list.iter().any(|m| m.direction == Direction::Incoming && m.read_at_ms.is_none() && !m.deleted);
-    if unread && !peek {
+    if unread > 0 && !peek {
         // Shown, so read. That may need the network (timers on the swarm, a receipt); without
         // one they stay unread, and the listing still stands.
         drop(db);
@@ -819,23 +816,17 @@ async fn resend(global: &Global, who: &str) -> Result<Output, CliError> {
         .await
         .map_err(|e| CliError::from_client(&dir, Some(&network), e))?
         .into_iter()
-        .filter(|m| m.state == MessageState::Failed && m.direction == Direction::Outgoing && !m.deleted)
+        .filter(Message::can_resend)
         .collect();
-    let result = client.resend_failed(&peer).await;
+    let failure =
+        client.resend_failed(&peer).await.err().map(|e| CliError::from_client(&dir, Some(&network), e));
     let _ = client.save_pool().await;
     let name = resolve::label(&peer, &all_contacts(&dir, client.db()).await?);
-    let (sent, failure) = match result {
-        Ok(sent) => (sent, None),
-        Err(e) => (Vec::new(), Some(CliError::from_client(&dir, Some(&network), e))),
-    };
-    // Some may have gone before one failed again: report what the database says now.
-    let mut delivered = sent.len();
-    if failure.is_some() {
-        delivered = 0;
-        for m in &failed {
-            if client.message(m.id).await.ok().flatten().is_some_and(|m| m.state != MessageState::Failed) {
-                delivered += 1;
-            }
+    // Some may have gone before one failed again: count what the database says now.
+    let mut delivered = 0;
+    for m in &failed {
+        if client.message(m.id).await.ok().flatten().is_some_and(|m| m.state != MessageState::Failed) {
+            delivered += 1;
         }
     }
     let left = failed.len() - delivered;

@@ -810,7 +810,7 @@ impl App {
             }
             Command::Retry => {
                 let peer = self.selected.ok_or("no conversation selected")?;
-                if !self.messages.iter().any(|m| m.state == MessageState::Failed && m.author == self.me) {
+                if !self.messages.iter().any(Message::can_resend) {
                     return Err("no failed message here".to_owned());
                 }
                 Ok(vec![Action::Resend(peer)])

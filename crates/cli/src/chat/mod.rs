@@ -204,31 +204,19 @@ async fn perform(client: &Client, action: Action) -> Vec<Outcome> {
             }
             Action::Accept(peer) => {
                 client.accept_request(&peer).await.map_err(|e| fail("accepting", &e))?;
-                Ok(vec![
-                    Outcome::Info(format!("accepted {}", peer.short())),
-                    load_conversations(client).await?,
-                ])
+                done_and_reload(client, format!("accepted {}", peer.short())).await
             }
             Action::Decline(peer) => {
                 client.decline_request(&peer).await.map_err(|e| fail("declining", &e))?;
-                Ok(vec![
-                    Outcome::Info(format!("declined {}", peer.short())),
-                    load_conversations(client).await?,
-                ])
+                done_and_reload(client, format!("declined {}", peer.short())).await
             }
             Action::Block(peer) => {
                 client.block(&peer).await.map_err(|e| fail("blocking", &e))?;
-                Ok(vec![
-                    Outcome::Info(format!("blocked {}", peer.short())),
-                    load_conversations(client).await?,
-                ])
+                done_and_reload(client, format!("blocked {}", peer.short())).await
             }
             Action::Unblock(peer) => {
                 client.unblock(&peer).await.map_err(|e| fail("unblocking", &e))?;
-                Ok(vec![
-                    Outcome::Info(format!("unblocked {}", peer.short())),
-                    load_conversations(client).await?,
-                ])
+                done_and_reload(client, format!("unblocked {}", peer.short())).await
             }
             Action::Resend(peer) => {
                 // Each message's state follows as DeliveryState events.
@@ -251,10 +239,7 @@ async fn perform(client: &Client, action: Action) -> Vec<Outcome> {
             }
             Action::SetDisappearing { peer, mode } => {
                 client.set_disappearing(&peer, mode).await.map_err(|e| fail("disappearing messages", &e))?;
-                Ok(vec![
-                    Outcome::Info(format!("disappearing messages: {}", app::describe_mode(mode))),
-                    load_conversations(client).await?,
-                ])
+                done_and_reload(client, format!("disappearing messages: {}", app::describe_mode(mode))).await
             }
             Action::SetDisplayName(name) => {
                 client.set_display_name(Some(&name)).await.map_err(|e| fail("setting the name", &e))?;
@@ -280,6 +265,11 @@ async fn perform(client: &Client, action: Action) -> Vec<Outcome> {
     }
     .await;
     result.unwrap_or_else(|e| vec![Outcome::Error(e)])
+}
+
+/// Tells what was done, and reloads the conversation list it changed.
+async fn done_and_reload(client: &Client, text: String) -> Result<Vec<Outcome>, String> {
+    Ok(vec![Outcome::Info(text), load_conversations(client).await?])
 }
 
 async fn load_conversations(client: &Client) -> Result<Outcome, String> {

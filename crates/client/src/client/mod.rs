@@ -307,10 +307,6 @@ impl Client {
     ) -> Result<Self, ClientError> {
         let db = Db::open(data_dir.as_ref().join(DB_FILE), key_source).await?;
         let account = db.run(|s| s.account()).await?.ok_or(ClientError::NoAccount)?;
-        let interrupted = db.run(|s| s.fail_interrupted_sends()).await?;
-        if interrupted > 0 {
-            tracing::info!(count = interrupted, "sends interrupted by the last exit marked failed");
-        }
         Self::connect(db, IdentityKey::from_seed(&account.seed), network_config).await
     }
 
@@ -539,7 +535,7 @@ impl Client {
             .messages(peer, u32::MAX)
             .await?
             .into_iter()
-            .filter(|m| m.state == MessageState::Failed && m.direction == Direction::Outgoing && !m.deleted)
+            .filter(Message::can_resend)
             .map(|m| m.id)
             .collect();
         let mut delivered = Vec::with_capacity(failed.len());

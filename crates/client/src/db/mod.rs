@@ -127,9 +127,17 @@ impl Db {
         kdf: KdfParams,
     ) -> Result<Self, DbError> {
         let path = path.as_ref().to_owned();
-        let store = tokio::task::spawn_blocking(move || Store::open_with(&path, &source, kdf))
-            .await
-            .map_err(|e| DbError::Task(e.to_string()))??;
+        let store = tokio::task::spawn_blocking(move || {
+            let store = Store::open_with(&path, &source, kdf)?;
+            // The database is ours alone now (one process at a time), so nothing is being sent.
+            let interrupted = store.fail_interrupted_sends()?;
+            if interrupted > 0 {
+                tracing::info!(count = interrupted, "sends interrupted by the last exit marked failed");
+            }
+            Ok::<_, DbError>(store)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))??;
         Ok(Self::from_store(store))
     }
 

@@ -182,6 +182,13 @@ pub struct Message {
     pub deleted: bool,
 }
 
+impl Message {
+    /// One of our sends that failed and can be sent again ([`crate::Client::resend`]).
+    pub fn can_resend(&self) -> bool {
+        self.state == MessageState::Failed && self.direction == Direction::Outgoing && !self.deleted
+    }
+}
+
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Message")

@@ -458,8 +458,8 @@ impl Store {
         )
     }
 
-    /// Marks every outgoing message still [`MessageState::Sending`] as failed: called when a
-    /// database is opened, as nothing can still be sending then (the database is locked to one
+    /// Marks every outgoing message still [`MessageState::Sending`] as failed: [`super::Db::open`]
+    /// calls it, as nothing can still be sending then (the database is locked to one
     /// process, and a send in progress when that process died never got its answer). Returns
     /// how many there were.
     pub fn fail_interrupted_sends(&self) -> Result<usize, DbError> {
